@@ -1,1 +1,13 @@
+//! # ember
+//!
+//! Facade over the ember crates: a trainable transformer front-end on Burn.
+//!
+//! - [`device`] (`ember-device`): backend names → `burn::tensor::Device`;
+//! - [`embed`] (`ember-embed`): token table, padding row, tied head, vocab resize, geometry;
+//! - [`position`] (`ember-position`): none, sinusoidal, learned, RoPE, ALiBi;
+//! - [`train`] (`ember-train`): configs, the tiny LM, training, gradient checks.
 
+pub use ember_device as device;
+pub use ember_embed as embed;
+pub use ember_position as position;
+pub use ember_train as train;

@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use burn::tensor::{Device, DeviceType, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use crate::BackendName;
 
@@ -24,7 +24,7 @@ pub struct TestDevice {
 fn wgpu_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| {
-        if Device::enumerate(DeviceType::Wgpu).0.is_empty() {
+        if Device::enumerate(burn::tensor::DeviceType::Wgpu).is_empty() {
             return false;
         }
         // Opening the adapter is what fails on a machine without Vulkan: try one tiny op.
@@ -78,16 +78,16 @@ pub fn flex_and_wgpu() -> Vec<TestDevice> {
 /// Maximum absolute difference between two float tensors of the same shape, read back as f64.
 pub fn max_abs_diff<const D: usize>(a: &Tensor<D>, b: &Tensor<D>) -> f64 {
     assert_eq!(a.shape(), b.shape(), "shape mismatch");
-    let a = a.to_data().convert::<f64>().to_vec::<f64>().unwrap();
-    let b = b.to_data().convert::<f64>().to_vec::<f64>().unwrap();
+    let a = a.to_data().convert::<f64>().try_to_vec::<f64>().unwrap();
+    let b = b.to_data().convert::<f64>().try_to_vec::<f64>().unwrap();
     a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 /// Assert two tensors agree to `atol + rtol·|b|` elementwise, naming the device on failure.
 pub fn assert_close<const D: usize>(a: &Tensor<D>, b: &Tensor<D>, atol: f64, rtol: f64, what: &str) {
     assert_eq!(a.shape(), b.shape(), "{what}: shape mismatch");
-    let av = a.to_data().convert::<f64>().to_vec::<f64>().unwrap();
-    let bv = b.to_data().convert::<f64>().to_vec::<f64>().unwrap();
+    let av = a.to_data().convert::<f64>().try_to_vec::<f64>().unwrap();
+    let bv = b.to_data().convert::<f64>().try_to_vec::<f64>().unwrap();
     for (i, (x, y)) in av.iter().zip(&bv).enumerate() {
         let tol = atol + rtol * y.abs();
         assert!((x - y).abs() <= tol, "{what}: element {i}: {x} vs {y} (|diff| {} > tol {tol})", (x - y).abs());

@@ -1,1 +1,35 @@
-//! ember-embed
+//! # ember-embed
+//!
+//! Everything about the token embedding table `E` (`[V, d]`, row `E[i]` is the input vector
+//! of token `i`) and its use as the LM head (`logits = h · Eᵀ` when tied):
+//!
+//! - [`table`]: [`TokenEmbedding`] — lookup `ids [B, T] → x [B, T, d]`, optional padding row;
+//! - [`head`]: [`LmHead`] — tied (the table's own parameter) or untied (`[d, V]` + bias);
+//! - [`loss`]: softmax cross-entropy that ignores padded targets;
+//! - [`resize`], [`special`], [`migrate`]: change the vocabulary and keep the rows meaningful;
+//! - [`geometry`], [`neighbors`]: diagnostics on any `[N, d]` tensor;
+//! - [`io`]: tables from GloVe/word2vec text files and safetensors;
+//! - [`report`], [`plot`]: what the `ember embed` commands print and draw.
+
+pub mod error;
+pub mod geometry;
+pub mod grads;
+pub mod head;
+pub mod io;
+pub mod loss;
+pub mod migrate;
+pub mod neighbors;
+pub mod plot;
+pub mod report;
+pub mod resize;
+pub mod special;
+pub mod table;
+
+pub use error::EmbedError;
+pub use head::{LmHead, LmHeadKind};
+pub use table::{TokenEmbedding, TokenEmbeddingConfig};
+pub use migrate::{MigrateOptions, Migrated, MigrationReport};
+pub use resize::{NewRows, ResizeOptions, ResizeReport, Resized, RowInit};
+pub use special::{add_special_tokens, SpecialOptions, SpecialReport, SpecialTokens};
+pub use io::{load_table, LoadError, LoadedTable};
+pub use neighbors::{Metric, Neighbor, NeighborIndex, Preprocess};

@@ -1,0 +1,255 @@
+//! The LM head: hidden states `h [B, T, d]` → logits `[B, T, V]`.
+//!
+//! - **Tied**: `logits = h · Eᵀ`, where `E` is the token table's own parameter. The head
+//!   stores nothing; it reads the table passed to [`LmHead::logits`]. There is one `Param`,
+//!   so autodiff sums the head gradient `(P − Y)ᵀ H / N` and the lookup gradient into it, and
+//!   the optimizer keeps one state: the two uses cannot drift apart.
+//! - **Untied**: `logits = h · W + b`, with its own `W [d, V]` and optional bias `b [V]`.
+//!
+//! When the table has a padding row `p`, the pad column's logit is set to
+//! [`PAD_LOGIT`] (−1e9) in both variants: the pad token is never predicted, gets
+//! probability exactly 0, and so its head row receives no gradient through the softmax.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::Initializer;
+use burn::tensor::{module::linear, Int, Tensor};
+
+use crate::{EmbedError, TokenEmbedding};
+
+/// The logit given to the padding column: finite (safe on every backend) and so negative
+/// that `exp` underflows to exactly 0 in f32 and f64.
+pub const PAD_LOGIT: f64 = -1e9;
+
+/// Which head a model has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LmHeadKind {
+    /// `logits = h · Eᵀ` (the table's own parameter).
+    Tied,
+    /// Own weight `[d, V]` (+ optional bias).
+    Untied,
+}
+
+/// Configuration of an [`LmHead`].
+#[derive(Config, Debug)]
+pub struct LmHeadConfig {
+    /// Share the token table (`true`, default) or own a `[d, V]` weight.
+    #[config(default = true)]
+    pub tied: bool,
+    /// Untied only: add a bias `[V]` (initialised to zero).
+    #[config(default = false)]
+    pub bias: bool,
+    /// Untied only: weight initializer, default `N(0, 0.02)`.
+    #[config(default = "Initializer::Normal { mean: 0.0, std: 0.02 }")]
+    pub initializer: Initializer,
+}
+
+/// An untied head's parameters.
+#[derive(Module, Debug)]
+pub struct UntiedHead {
+    /// `W [d, V]`: column `j` is the output vector of token `j`.
+    pub weight: Param<Tensor<2>>,
+    /// Optional bias `[V]`.
+    pub bias: Option<Param<Tensor<1>>>,
+}
+
+/// The LM head, tied or untied. See the module docs.
+#[derive(Module, Debug)]
+pub struct LmHead {
+    /// `None` means tied to the table.
+    pub untied: Option<UntiedHead>,
+}
+
+impl LmHeadConfig {
+    /// Build a head for `table` (same device, same `V` and `d`).
+    pub fn init(&self, table: &TokenEmbedding) -> LmHead {
+        if self.tied {
+            return LmHead::tied();
+        }
+        let device = table.weight.device();
+        let (v, d) = (table.vocab_size(), table.d_model());
+        let weight = self.initializer.init([d, v], &device);
+        let bias = self.bias.then(|| Initializer::Zeros.init([v], &device));
+        LmHead { untied: Some(UntiedHead { weight, bias }) }
+    }
+}
+
+impl LmHead {
+    /// A head tied to whatever table is passed to [`Self::logits`].
+    pub fn tied() -> Self {
+        Self { untied: None }
+    }
+
+    /// An untied head from `weight [d, V]` and an optional `bias [V]` (new parameters).
+    pub fn untied(weight: Tensor<2>, bias: Option<Tensor<1>>) -> Result<Self, EmbedError> {
+        let [_, v] = weight.dims();
+        if let Some(b) = &bias {
+            if b.dims()[0] != v {
+                return Err(EmbedError::invalid("head bias", format!("length {} but the weight has {v} columns", b.dims()[0])));
+            }
+        }
+        Ok(Self { untied: Some(UntiedHead { weight: Param::from_tensor(weight), bias: bias.map(Param::from_tensor) }) })
+    }
+
+    /// Tied or untied.
+    pub fn kind(&self) -> LmHeadKind {
+        if self.untied.is_some() { LmHeadKind::Untied } else { LmHeadKind::Tied }
+    }
+
+    /// The head's output vectors as rows, `[V, d]` (row `j` scores token `j`): the table
+    /// itself when tied, `Wᵀ` when untied.
+    pub fn rows(&self, table: &TokenEmbedding) -> Tensor<2> {
+        match &self.untied {
+            None => table.weight_used(),
+            Some(u) => u.weight.val().transpose(),
+        }
+    }
+
+    /// Hidden states `h [B, T, d]` → logits `[B, T, V]`; `table` is the model's token table
+    /// (read when tied, used for the padding row in both cases).
+    pub fn logits(&self, h: Tensor<3>, table: &TokenEmbedding) -> Tensor<3> {
+        let logits = match &self.untied {
+            None => linear(h, table.weight_used().transpose(), None),
+            Some(u) => linear(h, u.weight.val(), u.bias.as_ref().map(|b| b.val())),
+        };
+        match table.padding_idx() {
+            None => logits,
+            Some(p) => {
+                let v = logits.dims()[2];
+                let pad_col = Tensor::<1, Int>::arange(0..v as i64, &logits.device())
+                    .equal_elem(p as i64)
+                    .reshape([1, 1, v]);
+                let shape = logits.shape();
+                logits.mask_fill(pad_col.expand(shape), PAD_LOGIT)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grads::{head_rows_grad, logits_grad, lookup_grad};
+    use crate::loss::cross_entropy;
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::tensor::{Device, TensorData};
+    use ember_device::testing::{assert_close, test_devices};
+
+    #[derive(Module, Debug)]
+    struct Front {
+        table: TokenEmbedding,
+        head: LmHead,
+        mix: Param<Tensor<2>>, // [d, d]: h = tanh(x · mix), so the lookup part is non-trivial
+    }
+
+    impl Front {
+        fn new(v: usize, d: usize, tied: bool, padding_idx: Option<usize>, device: &Device) -> Self {
+            let table_data = TensorData::new((0..v * d).map(|i| ((i * 31 % 97) as f32 - 48.0) / 60.0).collect::<Vec<_>>(), [v, d]);
+            let mix_data = TensorData::new((0..d * d).map(|i| ((i * 17 % 13) as f32 - 6.0) / 8.0).collect::<Vec<_>>(), [d, d]);
+            let table = TokenEmbedding::from_weight(Tensor::from_data(table_data, device), padding_idx).unwrap();
+            let head = LmHeadConfig::new().with_tied(tied).with_bias(!tied).init(&table);
+            Self { table, head, mix: Param::from_tensor(Tensor::from_data(mix_data, device)) }
+        }
+        fn hidden(&self, x: Tensor<3>) -> Tensor<3> {
+            x.matmul(self.mix.val().unsqueeze::<3>()).tanh()
+        }
+        fn loss(&self, ids: Tensor<2, Int>, targets: Tensor<2, Int>) -> Tensor<1> {
+            let h = self.hidden(self.table.forward(ids));
+            cross_entropy(self.head.logits(h, &self.table), targets, self.table.padding_idx())
+        }
+    }
+
+    fn ids(dev: &Device, data: &[u32], v: usize) -> Tensor<2, Int> {
+        crate::table::ids_tensor(data, 2, data.len() / 2, v, dev).unwrap()
+    }
+
+    #[test]
+    fn tied_model_has_one_table_parameter_untied_has_two() {
+        let dev = Device::flex();
+        let (v, d) = (13, 4);
+        assert_eq!(Front::new(v, d, true, None, &dev).num_params(), v * d + d * d);
+        assert_eq!(Front::new(v, d, false, None, &dev).num_params(), v * d + d * v + v + d * d);
+        assert_eq!(LmHead::tied().kind(), LmHeadKind::Tied);
+    }
+
+    #[test]
+    fn tied_table_gradient_is_head_part_plus_lookup_part() {
+        let (v, d) = (9, 6);
+        let id_data = [1u32, 4, 4, 8, 0, 2, 7, 4];
+        let tgt_data = [4u32, 4, 8, 0, 2, 7, 4, 3];
+        for td in test_devices() {
+            let dev = td.device.clone().autodiff();
+            let model = Front::new(v, d, true, None, &dev);
+            let (ids_t, tgt) = (ids(&dev, &id_data, v), ids(&dev, &tgt_data, v));
+            let total = GradientsParams::from_grads(model.loss(ids_t.clone(), tgt.clone()).backward(), &model).get::<2>(model.table.weight.id).unwrap();
+
+            // Lookup part: autodiff gradient at the embedding output, scatter-added by id.
+            let x = model.table.forward(ids_t.clone()).detach().require_grad();
+            let h = model.hidden(x.clone());
+            let logits = linear(h.clone(), model.table.weight.val().detach().transpose(), None);
+            let g_x = x.grad(&cross_entropy(logits.clone(), tgt.clone(), None).backward()).unwrap();
+            let n = id_data.len();
+            let lookup = lookup_grad(ids_t.inner().reshape([n]), g_x.reshape([n, d]), v, None);
+            // Head part, analytic: (P − Y)ᵀ H / N.
+            let dz = logits_grad(logits.inner().reshape([n, v]), tgt.inner().reshape([n]), None);
+            let head = head_rows_grad(dz, h.inner().reshape([n, d]));
+
+            let rel = 1e-5 * total.clone().abs().max().into_scalar::<f64>();
+            assert_close(&total, &(head.clone() + lookup.clone()), rel, 1e-5, &format!("{}: tied sum rule", td.name));
+            // Both parts matter: dropping either breaks the identity.
+            assert!(ember_device::testing::max_abs_diff(&total, &head) > 1e3 * rel, "{}", td.name);
+            assert!(ember_device::testing::max_abs_diff(&total, &lookup) > 1e3 * rel, "{}", td.name);
+        }
+    }
+
+    #[test]
+    fn tied_head_and_table_stay_one_tensor_through_adamw() {
+        let (v, d) = (7, 4);
+        for td in test_devices() {
+            let dev = td.device.clone().autodiff();
+            let mut model = Front::new(v, d, true, None, &dev);
+            let before = model.table.weight.val().inner();
+            let mut optim = AdamWConfig::new().with_weight_decay(0.1).init();
+            let loss = model.loss(ids(&dev, &[1, 2, 3, 4], v), ids(&dev, &[2, 3, 4, 5], v));
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-2, model, grads);
+            let after = model.table.weight.val().inner();
+            assert!(ember_device::testing::max_abs_diff(&before, &after) > 1e-3, "{}: the step moved the table", td.name);
+            // The head reads the updated table: logits = h · E_newᵀ exactly.
+            let h = Tensor::<3>::from_data(TensorData::new((0..2 * d).map(|i| i as f32 * 0.1).collect::<Vec<_>>(), [1, 2, d]), &td.device);
+            let got = model.head.logits(h.clone(), &model.table.valid());
+            let want = h.matmul(after.transpose().unsqueeze::<3>());
+            assert_close(&got, &want, 1e-6, 1e-6, &format!("{}: head == table after step", td.name));
+        }
+    }
+
+    #[test]
+    fn padding_row_gets_no_gradient_and_stays_zero_under_adamw_tied_and_untied() {
+        let (v, d, pad) = (8, 4, 0usize);
+        for td in test_devices() {
+            for tied in [true, false] {
+                let dev = td.device.clone().autodiff();
+                let mut model = Front::new(v, d, tied, Some(pad), &dev);
+                let mut optim = AdamWConfig::new().with_weight_decay(0.1).init();
+                for step in 0..3 {
+                    // Pad ids in the input and pad targets, both must be harmless.
+                    let loss = model.loss(ids(&dev, &[0, 0, 3, 5, 1, 0], v), ids(&dev, &[0, 3, 5, 1, 0, 0], v));
+                    let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    let g = grads.get::<2>(model.table.weight.id).unwrap();
+                    let g_pad: Vec<f32> = g.clone().slice([pad..pad + 1, 0..d]).into_data().try_to_vec().unwrap();
+                    assert_eq!(g_pad, vec![0.0; d], "{} tied={tied} step {step}: pad row gradient", td.name);
+                    let g_any: f32 = g.abs().sum().into_scalar();
+                    assert!(g_any > 0.0, "{}: other rows learn", td.name);
+                    // The pad column takes no probability.
+                    let h = model.hidden(model.table.forward(ids(&dev, &[3, 5], v)));
+                    let p = burn::tensor::activation::softmax(model.head.logits(h, &model.table), 2);
+                    let p_pad: f32 = p.slice([0..2, 0..1, pad..pad + 1]).sum().into_scalar();
+                    assert_eq!(p_pad, 0.0, "{} tied={tied}: p(pad)", td.name);
+                    model = optim.step(5e-2, model, grads);
+                }
+                let row: Vec<f32> = model.table.weight.val().slice([pad..pad + 1, 0..d]).into_data().try_to_vec().unwrap();
+                assert_eq!(row, vec![0.0; d], "{} tied={tied}: pad row after AdamW", td.name);
+            }
+        }
+    }
+}

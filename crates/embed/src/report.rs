@@ -1,0 +1,188 @@
+//! What `ember embed stats` and `ember embed neighbors` print: serializable reports with a
+//! stable JSON shape (documented in the README) and human-readable tables.
+//!
+//! `StatsReport` serializes as
+//! `{"rows":N,"dim":d,"norm":{"mean":…,"std":…,"min":…,"max":…},"mean_vector_norm":…,"anisotropy":…,"explained_variance":[…]}`
+//! and `NeighborsReport` as
+//! `{"query":"king","metric":"cosine","neighbors":[{"token":"queen","id":12,"score":0.93},…]}`.
+//! Undefined values (anisotropy of a one-row table) serialize as `null`.
+
+use std::fmt;
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::{self, GeometryError, Pca};
+use crate::neighbors::{Metric, Neighbor};
+
+/// How many principal components `stats` reports.
+pub const STATS_COMPONENTS: usize = 10;
+
+/// Summary of the row norms `‖x_i‖`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NormSummary {
+    /// Mean of the norms.
+    pub mean: f64,
+    /// Population standard deviation of the norms.
+    pub std: f64,
+    /// Smallest norm.
+    pub min: f64,
+    /// Largest norm.
+    pub max: f64,
+}
+
+/// `ember embed stats`: the geometry of a table `[N, d]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatsReport {
+    /// `N`.
+    pub rows: usize,
+    /// `d`.
+    pub dim: usize,
+    /// Row-norm summary.
+    pub norm: NormSummary,
+    /// `‖μ‖`, the mean row's length.
+    pub mean_vector_norm: f64,
+    /// Mean cosine between distinct rows ([`geometry::anisotropy`]); `null` when `N < 2`.
+    pub anisotropy: Option<f64>,
+    /// Explained-variance ratios of the top `min(10, d)` principal components.
+    pub explained_variance: Vec<f64>,
+}
+
+/// Compute [`StatsReport`] for `weights` `[N, d]` (`N ≥ 1`) on its device.
+pub fn stats(weights: &Tensor<2>) -> Result<StatsReport, GeometryError> {
+    let [rows, dim] = weights.dims();
+    if rows == 0 {
+        return Err(GeometryError::TooFewRows { what: "stats", rows, needed: 1 });
+    }
+    let norms = geometry::host_f64(geometry::row_norms(weights));
+    let mean = norms.iter().sum::<f64>() / rows as f64;
+    let var = norms.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / rows as f64;
+    let norm = NormSummary {
+        mean,
+        std: var.sqrt(),
+        min: norms.iter().copied().fold(f64::INFINITY, f64::min),
+        max: norms.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    };
+    Ok(StatsReport {
+        rows,
+        dim,
+        norm,
+        mean_vector_norm: geometry::mean_vector_norm(weights),
+        anisotropy: geometry::anisotropy(weights).ok(),
+        explained_variance: Pca::fit(weights)?.explained_variance_ratio(STATS_COMPONENTS),
+    })
+}
+
+impl fmt::Display for StatsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "rows               {}", self.rows)?;
+        writeln!(f, "dim                {}", self.dim)?;
+        writeln!(f, "norm mean ± std    {:.4} ± {:.4}", self.norm.mean, self.norm.std)?;
+        writeln!(f, "norm min … max     {:.4} … {:.4}", self.norm.min, self.norm.max)?;
+        writeln!(f, "mean vector norm   {:.4}", self.mean_vector_norm)?;
+        match self.anisotropy {
+            Some(a) => writeln!(f, "anisotropy         {a:.4}  (mean cosine between distinct rows)")?,
+            None => writeln!(f, "anisotropy         n/a (fewer than 2 rows)")?,
+        }
+        writeln!(f, "explained variance (top {} components):", self.explained_variance.len())?;
+        let mut cumulative = 0.0;
+        for (i, r) in self.explained_variance.iter().enumerate() {
+            cumulative += r;
+            writeln!(f, "  PC{:<3} {:>7.2}%   cumulative {:>7.2}%", i + 1, 100.0 * r, 100.0 * cumulative)?;
+        }
+        Ok(())
+    }
+}
+
+/// One row of a neighbours list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeighborEntry {
+    /// The neighbour's token string.
+    pub token: String,
+    /// Its row index.
+    pub id: usize,
+    /// Dot product, cosine, or Euclidean distance (per `metric`).
+    pub score: f64,
+}
+
+/// `ember embed neighbors`: the nearest tokens to a query token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeighborsReport {
+    /// The query token.
+    pub query: String,
+    /// The metric the scores are in.
+    pub metric: Metric,
+    /// Best first.
+    pub neighbors: Vec<NeighborEntry>,
+}
+
+impl NeighborsReport {
+    /// Name the neighbours' rows with `tokens` (`tokens[id]`; ids beyond it print as `#id`).
+    pub fn new(query: &str, metric: Metric, neighbors: &[Neighbor], tokens: &[String]) -> Self {
+        let neighbors = neighbors
+            .iter()
+            .map(|n| NeighborEntry { token: tokens.get(n.id).cloned().unwrap_or_else(|| format!("#{}", n.id)), id: n.id, score: n.score })
+            .collect();
+        Self { query: query.to_string(), metric, neighbors }
+    }
+}
+
+impl fmt::Display for NeighborsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let score = match self.metric {
+            Metric::Euclidean => "distance",
+            Metric::Cosine => "cosine",
+            Metric::Dot => "dot",
+        };
+        writeln!(f, "nearest to `{}` by {}:", self.query, self.metric)?;
+        let width = self.neighbors.iter().map(|n| n.token.chars().count()).max().unwrap_or(5).max(5);
+        writeln!(f, "{:>4}  {:<width$}  {:>8}  {:>10}", "rank", "token", "id", score)?;
+        for (i, n) in self.neighbors.iter().enumerate() {
+            writeln!(f, "{:>4}  {:<width$}  {:>8}  {:>10.4}", i + 1, n.token, n.id, n.score)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+    use ember_device::testing::test_devices;
+
+    #[test]
+    fn stats_values_and_json_shape() {
+        // rows (3,4), (0,0), (6,8): norms 5, 0, 10; mean vector (3, 4).
+        for td in test_devices() {
+            let x = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 4.0, 0.0, 0.0, 6.0, 8.0], [3, 2]), &td.device);
+            let r = stats(&x).unwrap();
+            assert_eq!((r.rows, r.dim), (3, 2));
+            assert!((r.norm.mean - 5.0).abs() < 1e-5 && (r.norm.std - (50.0f64 / 3.0).sqrt()).abs() < 1e-4, "{}", td.name);
+            assert!((r.norm.min - 0.0).abs() < 1e-6 && (r.norm.max - 10.0).abs() < 1e-5);
+            assert!((r.mean_vector_norm - 5.0).abs() < 1e-5);
+            // pairs: (a,c) cos 1 twice, pairs with the zero row count 0 → 2/6
+            assert!((r.anisotropy.unwrap() - 1.0 / 3.0).abs() < 1e-5, "{}", td.name);
+            assert_eq!(r.explained_variance.len(), 2);
+            assert!((r.explained_variance[0] - 1.0).abs() < 1e-5, "collinear rows: one component");
+            let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+            let keys: Vec<&str> = json.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+            for k in ["rows", "dim", "norm", "mean_vector_norm", "anisotropy", "explained_variance"] {
+                assert!(keys.contains(&k), "{k} missing from {json}");
+            }
+            assert_eq!(json["norm"].as_object().unwrap().len(), 4);
+            assert!(r.to_string().contains("anisotropy         0.3333"));
+        }
+    }
+
+    #[test]
+    fn neighbors_json_shape() {
+        let tokens: Vec<String> = ["king", "queen", "man"].iter().map(|s| s.to_string()).collect();
+        let r = NeighborsReport::new("king", Metric::Cosine, &[Neighbor { id: 1, score: 0.93 }, Neighbor { id: 2, score: 0.5 }], &tokens);
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, r#"{"query":"king","metric":"cosine","neighbors":[{"token":"queen","id":1,"score":0.93},{"token":"man","id":2,"score":0.5}]}"#);
+        assert!(r.to_string().contains("queen"));
+        let one = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2]), &burn::tensor::Device::flex());
+        let s = stats(&one).unwrap();
+        assert!(serde_json::to_string(&s).unwrap().contains("\"anisotropy\":null"));
+    }
+}

@@ -1,0 +1,314 @@
+//! [`PositionConfig`]: the user-facing, serde-tagged choice of scheme (TOML
+//! `[position] scheme = "rope" …`), its validation, and `init` into a [`PositionEncoding`].
+//!
+//! ```toml
+//! [position]
+//! scheme = "rope"            # none | sinusoidal | learned | rope | alibi
+//! layout = "half_split"      # rope: interleaved | half_split; sinusoidal: interleaved | halves
+//! base = 10000.0
+//! partial_rotary_factor = 1.0
+//! [position.scaling]         # rope only; omitted = none
+//! type = "yarn"              # none | linear | dynamic | yarn | llama3
+//! factor = 4.0
+//! original_max_position = 2048
+//! ```
+//! Unknown keys are rejected.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::alibi::Alibi;
+use crate::learned::LearnedPositions;
+use crate::none::NoPosition;
+use crate::rope::{Rope, RopeLayout};
+use crate::rope_scaling::RopeScaling;
+use crate::sinusoidal::{Sinusoidal, SinusoidalLayout};
+use crate::{PositionEncoding, PositionError};
+
+fn default_base() -> f64 {
+    10000.0
+}
+fn default_init_std() -> f64 {
+    0.02
+}
+fn default_partial() -> f64 {
+    1.0
+}
+
+/// Which position scheme a model uses, with its settings.
+///
+/// Serialized (TOML/JSON) as a map tagged by `scheme` (`scheme = "rope"`, snake_case names),
+/// unknown keys rejected — also for the field-less `none` and `alibi` (serde's internally
+/// tagged unit variants would silently ignore extra keys, so the wire format goes through a
+/// private mirror enum whose variants are all structs).
+///
+/// The default is `learned { max_len = 1024, init_std = 0.02 }`, GPT-2's / nanoGPT's choice
+/// (the project's baseline recipe).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "wire::Config", into = "wire::Config")]
+pub enum PositionConfig {
+    /// NoPE: nothing.
+    None,
+    /// Fixed sinusoids added to the embeddings (any length).
+    Sinusoidal {
+        /// `interleaved` (default) or `halves`.
+        layout: SinusoidalLayout,
+        /// Timescale base (default 10000).
+        base: f64,
+    },
+    /// A trainable table added to the embeddings.
+    Learned {
+        /// Positions in the table; longer sequences are an error.
+        max_len: usize,
+        /// Std of the normal init (default 0.02).
+        init_std: f64,
+    },
+    /// Rotary embeddings on queries and keys.
+    Rope {
+        /// `half_split` (default, HF LLaMA) or `interleaved` (RoFormer, Burn).
+        layout: RopeLayout,
+        /// Frequency base (default 10000).
+        base: f64,
+        /// Fraction of each head's features that rotate (default 1).
+        partial_rotary_factor: f64,
+        /// Frequency scaling (default none).
+        scaling: RopeScaling,
+    },
+    /// Linear attention biases.
+    Alibi,
+}
+
+/// The serde wire format of [`PositionConfig`]: every variant a struct, so
+/// `deny_unknown_fields` applies to all of them.
+mod wire {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
+    pub(super) enum Config {
+        None {},
+        Sinusoidal {
+            #[serde(default)]
+            layout: SinusoidalLayout,
+            #[serde(default = "default_base")]
+            base: f64,
+        },
+        Learned {
+            max_len: usize,
+            #[serde(default = "default_init_std")]
+            init_std: f64,
+        },
+        Rope {
+            #[serde(default)]
+            layout: RopeLayout,
+            #[serde(default = "default_base")]
+            base: f64,
+            #[serde(default = "default_partial")]
+            partial_rotary_factor: f64,
+            #[serde(default)]
+            scaling: RopeScaling,
+        },
+        Alibi {},
+    }
+
+    impl From<Config> for PositionConfig {
+        fn from(c: Config) -> Self {
+            match c {
+                Config::None {} => PositionConfig::None,
+                Config::Sinusoidal { layout, base } => PositionConfig::Sinusoidal { layout, base },
+                Config::Learned { max_len, init_std } => PositionConfig::Learned { max_len, init_std },
+                Config::Rope { layout, base, partial_rotary_factor, scaling } => PositionConfig::Rope { layout, base, partial_rotary_factor, scaling },
+                Config::Alibi {} => PositionConfig::Alibi,
+            }
+        }
+    }
+
+    impl From<PositionConfig> for Config {
+        fn from(c: PositionConfig) -> Self {
+            match c {
+                PositionConfig::None => Config::None {},
+                PositionConfig::Sinusoidal { layout, base } => Config::Sinusoidal { layout, base },
+                PositionConfig::Learned { max_len, init_std } => Config::Learned { max_len, init_std },
+                PositionConfig::Rope { layout, base, partial_rotary_factor, scaling } => Config::Rope { layout, base, partial_rotary_factor, scaling },
+                PositionConfig::Alibi => Config::Alibi {},
+            }
+        }
+    }
+}
+
+impl Default for PositionConfig {
+    fn default() -> Self {
+        PositionConfig::Learned { max_len: 1024, init_std: 0.02 }
+    }
+}
+
+impl PositionConfig {
+    /// The scheme's name as written in TOML (`none`, `sinusoidal`, …).
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            PositionConfig::None => "none",
+            PositionConfig::Sinusoidal { .. } => "sinusoidal",
+            PositionConfig::Learned { .. } => "learned",
+            PositionConfig::Rope { .. } => "rope",
+            PositionConfig::Alibi => "alibi",
+        }
+    }
+
+    /// RoPE's rotated dimension `⌊partial_rotary_factor · head_dim⌋` (HF's `int(...)`).
+    pub fn rotary_dim(head_dim: usize, partial_rotary_factor: f64) -> usize {
+        (head_dim as f64 * partial_rotary_factor).floor() as usize
+    }
+
+    /// Check the settings for a model of width `d_model` with `n_heads` heads
+    /// (`head_dim = d_model / n_heads`). Errors name the field and the fix.
+    pub fn validate(&self, d_model: usize, n_heads: usize) -> Result<(), PositionError> {
+        if n_heads == 0 {
+            return Err(PositionError::ZeroHeads);
+        }
+        if d_model == 0 {
+            return Err(PositionError::ZeroWidth);
+        }
+        match *self {
+            PositionConfig::None | PositionConfig::Alibi => Ok(()),
+            PositionConfig::Sinusoidal { base, .. } => {
+                check_base("sinusoidal.base", base)?;
+                if d_model % 2 == 1 {
+                    return Err(PositionError::OddWidth { d_model });
+                }
+                Ok(())
+            }
+            PositionConfig::Learned { max_len, init_std } => {
+                if max_len == 0 {
+                    return Err(PositionError::InvalidValue { field: "learned.max_len", value: 0.0, expected: "must be at least 1 (usually the training context length)" });
+                }
+                if !(init_std >= 0.0 && init_std.is_finite()) {
+                    return Err(PositionError::InvalidValue { field: "learned.init_std", value: init_std, expected: "must be a finite number >= 0 (GPT-2 uses 0.02)" });
+                }
+                Ok(())
+            }
+            PositionConfig::Rope { base, partial_rotary_factor, ref scaling, .. } => {
+                check_base("rope.base", base)?;
+                if d_model % n_heads != 0 {
+                    return Err(PositionError::HeadsDontDivide { d_model, n_heads });
+                }
+                if !(partial_rotary_factor > 0.0 && partial_rotary_factor <= 1.0) {
+                    return Err(PositionError::InvalidValue { field: "rope.partial_rotary_factor", value: partial_rotary_factor, expected: "must be in (0, 1]: the fraction of each head's features that rotate" });
+                }
+                let head_dim = d_model / n_heads;
+                let rot_dim = Self::rotary_dim(head_dim, partial_rotary_factor);
+                if rot_dim == 0 || rot_dim % 2 == 1 {
+                    return Err(PositionError::BadRotaryDim { head_dim, partial_rotary_factor, rot_dim });
+                }
+                scaling.validate(rot_dim)
+            }
+        }
+    }
+
+    /// Validate, then build the module for width `d_model` and `n_heads` heads on `device`
+    /// (only `learned` allocates: its `[max_len, d_model]` table).
+    pub fn init(&self, d_model: usize, n_heads: usize, device: &Device) -> Result<PositionEncoding, PositionError> {
+        self.validate(d_model, n_heads)?;
+        Ok(match *self {
+            PositionConfig::None => PositionEncoding::None(NoPosition::new()),
+            PositionConfig::Sinusoidal { layout, base } => PositionEncoding::Sinusoidal(Sinusoidal::new(d_model, layout, base)),
+            PositionConfig::Learned { max_len, init_std } => PositionEncoding::Learned(LearnedPositions::new(max_len, d_model, init_std, device)),
+            PositionConfig::Rope { layout, base, partial_rotary_factor, ref scaling } => {
+                let head_dim = d_model / n_heads;
+                let rot_dim = Self::rotary_dim(head_dim, partial_rotary_factor);
+                PositionEncoding::Rope(Rope::new(layout, base, head_dim, rot_dim, scaling.clone()))
+            }
+            PositionConfig::Alibi => PositionEncoding::Alibi(Alibi::new(n_heads)),
+        })
+    }
+}
+
+fn check_base(field: &'static str, base: f64) -> Result<(), PositionError> {
+    if base > 1.0 && base.is_finite() {
+        Ok(())
+    } else {
+        Err(PositionError::InvalidValue { field, value: base, expected: "must be a finite number > 1 (10000 is usual)" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_every_scheme() {
+        let configs = [
+            PositionConfig::None,
+            PositionConfig::Alibi,
+            PositionConfig::default(),
+            PositionConfig::Sinusoidal { layout: SinusoidalLayout::Halves, base: 500.0 },
+            PositionConfig::Rope { layout: RopeLayout::Interleaved, base: 1e6, partial_rotary_factor: 0.5, scaling: RopeScaling::None },
+            PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: 1.0, scaling: RopeScaling::Linear { factor: 2.0 } },
+            PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: 1.0, scaling: RopeScaling::Dynamic { factor: 2.0, max_position: 512 } },
+            PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: 1.0, scaling: RopeScaling::Yarn { factor: 4.0, original_max_position: 2048, beta_fast: 32.0, beta_slow: 1.0, attention_factor: Some(1.2) } },
+            PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 5e5, partial_rotary_factor: 1.0, scaling: RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position: 8192 } },
+        ];
+        #[derive(Serialize, Deserialize)]
+        struct Wrap {
+            position: PositionConfig,
+        }
+        for c in configs {
+            let text = toml::to_string(&Wrap { position: c.clone() }).unwrap();
+            let back: Wrap = toml::from_str(&text).unwrap();
+            assert_eq!(back.position, c, "{text}");
+        }
+    }
+
+    #[test]
+    fn toml_defaults_and_tags() {
+        let c: PositionConfig = toml::from_str("scheme = \"rope\"\nlayout = \"interleaved\"\n[scaling]\ntype = \"yarn\"\nfactor = 4.0\noriginal_max_position = 2048\n").unwrap();
+        let yarn = RopeScaling::Yarn { factor: 4.0, original_max_position: 2048, beta_fast: 32.0, beta_slow: 1.0, attention_factor: None };
+        assert_eq!(c, PositionConfig::Rope { layout: RopeLayout::Interleaved, base: 10000.0, partial_rotary_factor: 1.0, scaling: yarn });
+        let c: PositionConfig = toml::from_str("scheme = \"learned\"\nmax_len = 64\n").unwrap();
+        assert_eq!(c, PositionConfig::Learned { max_len: 64, init_std: 0.02 });
+        let c: PositionConfig = toml::from_str("scheme = \"sinusoidal\"\n").unwrap();
+        assert_eq!(c, PositionConfig::Sinusoidal { layout: SinusoidalLayout::Interleaved, base: 10000.0 });
+    }
+
+    #[test]
+    fn unknown_keys_and_values_are_rejected() {
+        for bad in [
+            "scheme = \"rope\"\nlayuot = \"interleaved\"\n",
+            "scheme = \"learned\"\nmax_len = 8\nstd = 0.1\n",
+            "scheme = \"rope\"\n[scaling]\ntype = \"linear\"\nfactor = 2.0\nfactr = 3.0\n",
+            "scheme = \"alibi\"\nslopes = 3\n",
+            "scheme = \"none\"\nbase = 3\n",
+            "scheme = \"rope\"\n[scaling]\ntype = \"none\"\nfactor = 2.0\n",
+            "scheme = \"rotary\"\n",
+            "scheme = \"rope\"\nlayout = \"halves\"\n",
+            "scheme = \"learned\"\n",
+        ] {
+            assert!(toml::from_str::<PositionConfig>(bad).is_err(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn validation_errors_name_the_problem() {
+        let rope = |f: f64, s: RopeScaling| PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: f, scaling: s };
+        assert_eq!(PositionConfig::Alibi.validate(64, 0), Err(PositionError::ZeroHeads));
+        assert_eq!(rope(1.0, RopeScaling::None).validate(64, 0), Err(PositionError::ZeroHeads));
+        // head_dim 6, factor 0.5 → 3 rotated features
+        let e = rope(0.5, RopeScaling::None).validate(12, 2).unwrap_err();
+        assert_eq!(e, PositionError::BadRotaryDim { head_dim: 6, partial_rotary_factor: 0.5, rot_dim: 3 });
+        assert!(e.to_string().contains("odd"));
+        assert!(matches!(rope(1.0, RopeScaling::None).validate(10, 2), Err(PositionError::BadRotaryDim { rot_dim: 5, .. })));
+        assert!(matches!(rope(1.0, RopeScaling::None).validate(10, 3), Err(PositionError::HeadsDontDivide { .. })));
+        for s in [
+            RopeScaling::Linear { factor: 0.0 },
+            RopeScaling::Linear { factor: -2.0 },
+            RopeScaling::Dynamic { factor: 0.0, max_position: 10 },
+            RopeScaling::Yarn { factor: -1.0, original_max_position: 10, beta_fast: 32.0, beta_slow: 1.0, attention_factor: None },
+            RopeScaling::Llama3 { factor: 0.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position: 10 },
+        ] {
+            let e = rope(1.0, s.clone()).validate(64, 4).unwrap_err();
+            assert!(matches!(e, PositionError::InvalidValue { field: "rope.scaling.factor", .. }), "{s:?}: {e}");
+        }
+        assert!(PositionConfig::Sinusoidal { layout: SinusoidalLayout::Halves, base: 1e4 }.validate(7, 1).is_err());
+        assert!(PositionConfig::Learned { max_len: 0, init_std: 0.02 }.validate(8, 1).is_err());
+        assert!(PositionConfig::default().init(8, 0, &Device::flex()).is_err());
+    }
+}

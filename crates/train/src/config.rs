@@ -1,0 +1,284 @@
+//! The TOML schema of a training run.
+//!
+//! Sections `[model]`, `[position]`, `[data]`, `[train]`, `[run]` and a top-level
+//! `backend`. Unknown keys are rejected (`deny_unknown_fields`) so a typo never silently
+//! falls back to a default; [`Config::validate`] checks values and names the field.
+//! Example: `configs/shakespeare-char.toml`.
+
+use std::path::{Path, PathBuf};
+
+use ember_position::PositionConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// A whole run's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Backend name (`flex`, `ndarray`, `wgpu`, `wgpu-cpu`, `cuda`); `--backend` overrides it.
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// Model shape.
+    pub model: ModelConfig,
+    /// Position scheme (the position crate's config, tagged by `scheme = "..."`).
+    #[serde(default)]
+    pub position: PositionConfig,
+    /// Corpus and tokenizer.
+    pub data: DataConfig,
+    /// Optimisation.
+    pub train: TrainConfig,
+    /// Output.
+    #[serde(default)]
+    pub run: RunConfig,
+}
+
+fn default_backend() -> String {
+    "flex".into()
+}
+
+/// Normalisation layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NormKind {
+    /// LayerNorm (nanoGPT).
+    #[default]
+    Layernorm,
+    /// RMSNorm (LLaMA).
+    Rmsnorm,
+}
+
+/// `[model]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Residual width `d`.
+    pub d_model: usize,
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Attention heads (`d_model` must divide by it).
+    pub n_heads: usize,
+    /// MLP hidden width = `mlp_ratio · d_model`.
+    #[serde(default = "default_mlp_ratio")]
+    pub mlp_ratio: usize,
+    /// `layernorm` or `rmsnorm`.
+    #[serde(default)]
+    pub norm: NormKind,
+    /// Biases in linear layers and norms (nanoGPT's recipe: false).
+    #[serde(default)]
+    pub bias: bool,
+    /// Dropout probability on attention output, MLP output and embeddings.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Tie the LM head to the token table.
+    #[serde(default = "yes")]
+    pub tie_embeddings: bool,
+}
+
+fn default_mlp_ratio() -> usize {
+    4
+}
+fn yes() -> bool {
+    true
+}
+
+/// Which tokenizer turns the corpus into ids.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TokenizerConfig {
+    /// One token per distinct character, ids in sorted order (nanoGPT).
+    Char,
+    /// Byte-level BPE trained on the training split (offline) with `vocab_size` tokens.
+    Bpe {
+        /// Target vocabulary size.
+        vocab_size: usize,
+    },
+    /// A user's `tokenizer.json`.
+    File {
+        /// Path to the file.
+        path: PathBuf,
+    },
+}
+
+/// `[data]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Corpus text file (relative paths are relative to the working directory).
+    pub corpus: PathBuf,
+    /// Tokenizer; default `{ kind = "char" }`.
+    #[serde(default = "default_tokenizer")]
+    pub tokenizer: TokenizerConfig,
+    /// Fraction of tokens (the tail) held out for validation.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    /// Context length `T` of training windows.
+    pub context: usize,
+}
+
+fn default_tokenizer() -> TokenizerConfig {
+    TokenizerConfig::Char
+}
+fn default_val_fraction() -> f64 {
+    0.1
+}
+
+/// `[train]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up steps.
+    #[serde(default)]
+    pub warmup: usize,
+    /// Final learning rate of the cosine decay (reached at `steps`).
+    #[serde(default)]
+    pub min_lr: f64,
+    /// AdamW decoupled weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// AdamW betas.
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    /// Clip gradients to this global L2 norm (0 = off).
+    #[serde(default)]
+    pub grad_clip: f64,
+    /// Evaluate every this many steps (and at the end).
+    #[serde(default = "default_eval_interval")]
+    pub eval_interval: usize,
+    /// Batches averaged per evaluation.
+    #[serde(default = "default_eval_batches")]
+    pub eval_batches: usize,
+    /// Checkpoint every this many steps (and at the end); 0 = only at the end.
+    #[serde(default)]
+    pub checkpoint_interval: usize,
+    /// Seed of the weights and the batch sampler.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn default_eval_interval() -> usize {
+    250
+}
+fn default_eval_batches() -> usize {
+    20
+}
+
+/// `[run]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Run directory: resolved config, tokenizer, metrics, checkpoints, plots.
+    #[serde(default = "default_out_dir")]
+    pub out_dir: PathBuf,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self { out_dir: default_out_dir() }
+    }
+}
+
+fn default_out_dir() -> PathBuf {
+    PathBuf::from("runs/default")
+}
+
+impl Config {
+    /// Parse TOML text; unknown keys and bad values are errors naming the field.
+    pub fn from_toml(text: &str) -> Result<Self, TrainError> {
+        let config: Config = toml::from_str(text).map_err(|e| TrainError::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Read and parse a config file.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TrainError::Config(format!("cannot read config {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| match e {
+            TrainError::Config(msg) => TrainError::Config(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// The config as TOML (what the run directory keeps as `config.toml`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a Config always serializes")
+    }
+
+    /// Check values; the error names the field and the fix.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |field: &str, why: String| Err(TrainError::Config(format!("`{field}`: {why}")));
+        let m = &self.model;
+        if m.d_model == 0 || m.n_layers == 0 || m.n_heads == 0 || m.mlp_ratio == 0 {
+            return bad("model", "d_model, n_layers, n_heads and mlp_ratio must all be ≥ 1".into());
+        }
+        if m.d_model % m.n_heads != 0 {
+            return bad("model.n_heads", format!("d_model = {} is not divisible by n_heads = {}", m.d_model, m.n_heads));
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            return bad("model.dropout", format!("{} is not in [0, 1)", m.dropout));
+        }
+        if let Err(e) = self.position.validate(m.d_model, m.n_heads) {
+            return bad("position", e.to_string());
+        }
+        let d = &self.data;
+        if d.context < 1 {
+            return bad("data.context", "must be ≥ 1".into());
+        }
+        if !(0.0 < d.val_fraction && d.val_fraction < 1.0) {
+            return bad("data.val_fraction", format!("{} is not in (0, 1)", d.val_fraction));
+        }
+        if let TokenizerConfig::Bpe { vocab_size } = d.tokenizer {
+            if vocab_size < 257 {
+                return bad("data.tokenizer.vocab_size", format!("{vocab_size} is below 257 (byte-level BPE needs the 256 bytes plus merges)"));
+            }
+        }
+        if let Some(max) = self.position_max_len() {
+            if d.context > max {
+                return bad("data.context", format!("{} is longer than the learned position table (position.max_len = {max}); raise max_len", d.context));
+            }
+        }
+        let t = &self.train;
+        if t.batch_size == 0 || t.steps == 0 {
+            return bad("train", "batch_size and steps must be ≥ 1".into());
+        }
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return bad("train.lr", format!("{} must be a positive number", t.lr));
+        }
+        if !(0.0..=t.lr).contains(&t.min_lr) {
+            return bad("train.min_lr", format!("{} must be in [0, lr = {}]", t.min_lr, t.lr));
+        }
+        if t.warmup >= t.steps {
+            return bad("train.warmup", format!("{} warm-up steps leave nothing of {} steps", t.warmup, t.steps));
+        }
+        if t.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+            return bad("train.betas", format!("{:?}: each must be in [0, 1)", t.betas));
+        }
+        if t.weight_decay < 0.0 || t.grad_clip < 0.0 {
+            return bad("train", "weight_decay and grad_clip must be ≥ 0".into());
+        }
+        if t.eval_interval == 0 || t.eval_batches == 0 {
+            return bad("train", "eval_interval and eval_batches must be ≥ 1".into());
+        }
+        if let Err(e) = self.backend.parse::<ember_device::BackendName>() {
+            return bad("backend", e.to_string());
+        }
+        Ok(())
+    }
+
+    fn position_max_len(&self) -> Option<usize> {
+        match &self.position {
+            PositionConfig::Learned { max_len, .. } => Some(*max_len),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Gradient verification: the model's autodiff gradients against the analytic softmax
+//! cross-entropy formulas and against central finite differences.
+//!
+//! On one batch (`N = B·T` positions, hidden `H [N, d]`, head rows `W [V, d]`,
+//! `P = softmax(H Wᵀ)`, targets `Y`, mean over the `n` counted targets):
+//!
+//! 1. `head weights`: autodiff's gradient of the head's use of `W` vs `(P − Y)ᵀ H / n`;
+//! 2. `hidden states`: autodiff's gradient at `H` vs `(P − Y) W / n`;
+//! 3. `table sum rule`: autodiff's total table gradient vs head part + lookup part (the
+//!    scatter-add of autodiff's gradient at the embedding output into the ids' rows); untied:
+//!    the table gets the lookup part only;
+//! 4. `finite differences`: `(L(θ+ε) − L(θ−ε)) / 2ε` on sampled entries of the table and of
+//!    layer 0's `qkv` weight vs autodiff;
+//! 5. the same on an untied model, and on a batch with pad tokens and pad targets (the pad
+//!    row's gradient must be exactly 0, ignored targets contribute nothing).
+//!
+//! Errors: `max_abs_err = max|a − b|`, `max_rel_err = max|a − b| / max|b|` (relative to the
+//! reference tensor's scale, robust to entries near zero; for finite differences the scale is
+//! at least `100·ε_mach·|L|/ε`, the rounding noise of a central difference). A check passes
+//! when `max_rel_err ≤ tolerance`; tolerances depend on the float precision the check ran in.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::module::{Module, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use ember_embed::grads::{head_rows_grad, hidden_grad, logits_grad, lookup_grad};
+use ember_embed::loss::cross_entropy;
+use ember_embed::LmHeadKind;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::model::TinyLm;
+use crate::TrainError;
+
+/// One comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// What was compared.
+    pub name: String,
+    /// `max|a − b|`.
+    pub max_abs_err: f64,
+    /// `max|a − b| / max|b|`.
+    pub max_rel_err: f64,
+    /// Pass threshold on `max_rel_err`.
+    pub tolerance: f64,
+    /// `max_rel_err ≤ tolerance`.
+    pub pass: bool,
+}
+
+/// All checks of one run (`--json` prints this).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Every check passed.
+    pub pass: bool,
+    /// The checks, in order.
+    pub checks: Vec<Check>,
+    /// Float precision the checks ran in (`f32` or `f64`).
+    #[serde(skip)]
+    pub dtype: DType,
+}
+
+/// A batch: ids and targets, `[B, T]` each, host side.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Input ids, row-major `[B, T]`.
+    pub ids: Vec<u32>,
+    /// Target ids, row-major `[B, T]`.
+    pub targets: Vec<u32>,
+    /// `B`.
+    pub batch: usize,
+    /// `T`.
+    pub seq: usize,
+}
+
+fn host(t: &Tensor<2>) -> Vec<f64> {
+    t.to_data().convert::<f64>().try_to_vec::<f64>().expect("float data")
+}
+
+fn compare(name: &str, got: &Tensor<2>, want: &Tensor<2>, tolerance: f64) -> Check {
+    let (a, b) = (host(got), host(want));
+    compare_host(name, &a, &b, tolerance)
+}
+
+fn compare_host(name: &str, a: &[f64], b: &[f64], tolerance: f64) -> Check {
+    compare_with_floor(name, a, b, tolerance, f64::MIN_POSITIVE)
+}
+
+/// `max_rel_err = max|a − b| / max(max|b|, floor)`.
+fn compare_with_floor(name: &str, a: &[f64], b: &[f64], tolerance: f64, floor: f64) -> Check {
+    // NaN-aware: f64::max would silently drop a NaN difference.
+    let finite = a.len() == b.len() && a.iter().chain(b).all(|x| x.is_finite());
+    let max_abs_err = if finite { a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) } else { f64::NAN };
+    let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max).max(floor);
+    let max_rel_err = max_abs_err / scale;
+    let pass = finite && max_rel_err <= tolerance;
+    Check { name: name.into(), max_abs_err, max_rel_err, tolerance, pass }
+}
+
+/// The tensors behind checks 1–3 (what `--dump` writes).
+pub struct Dump {
+    /// name → (data, shape)
+    pub tensors: Vec<(String, TensorData)>,
+}
+
+/// Checks 1–3 on `model` (any head, any padding) for `batch`; fills `dump` when given.
+fn analytic_checks(model: &TinyLm, batch: &Batch, label: &str, tol: f64, dump: Option<&mut Dump>) -> Result<Vec<Check>, TrainError> {
+    let device = model.tok.weight.device();
+    let (b, t, v, d) = (batch.batch, batch.seq, model.tok.vocab_size(), model.tok.d_model());
+    let n = b * t;
+    let pad = model.tok.padding_idx();
+    let ids = model.tok.ids_tensor(&batch.ids, b, t)?;
+    let targets = model.tok.ids_tensor(&batch.targets, b, t)?;
+
+    // Full graph: the table's total gradient.
+    let loss = cross_entropy(model.forward(ids.clone(), 0)?, targets.clone(), pad);
+    let total = GradientsParams::from_grads(loss.backward(), model).get::<2>(model.tok.weight.id).expect("table is a parameter");
+
+    // Split graph: the embedding output and the final hidden states as leaves.
+    let x = model.tok.forward(ids.clone()).detach().require_grad();
+    let h = model.hidden_from_embeddings(x.clone(), 0)?;
+    let h_leaf = h.clone().detach().require_grad();
+    let logits = model.head.logits(h_leaf.clone(), &model.tok);
+    let grads = cross_entropy(logits.clone(), targets.clone(), pad).backward();
+    let g_h = h_leaf.grad(&grads).expect("leaf");
+    let g_hidden = g_h.clone().reshape([n, d]);
+    // Gradient reaching x needs the body's graph: backprop the hidden gradient through it.
+    let g_x = x.grad(&(h * g_h).sum().backward()).expect("leaf").reshape([n, d]);
+    let params = GradientsParams::from_grads(grads, model);
+    let g_head_autodiff = match model.head.kind() {
+        LmHeadKind::Tied => params.get::<2>(model.tok.weight.id).expect("tied head uses the table"),
+        LmHeadKind::Untied => params.get::<2>(model.head.untied.as_ref().unwrap().weight.id).expect("head weight").transpose(),
+    };
+
+    // Analytic.
+    let hid = h_leaf.inner().reshape([n, d]);
+    let rows = model.head.rows(&model.tok).inner();
+    let dz = logits_grad(logits.inner().reshape([n, v]), targets.clone().inner().reshape([n]), pad);
+    let head_part = head_rows_grad(dz.clone(), hid.clone());
+    let lookup_part = lookup_grad(ids.clone().inner().reshape([n]), g_x.clone(), v, pad);
+    let expected_table = match model.head.kind() {
+        LmHeadKind::Tied => head_part.clone() + lookup_part.clone(),
+        LmHeadKind::Untied => lookup_part.clone(),
+    };
+    let mut checks = vec![
+        compare(&format!("{label}head weights: autodiff vs (P − Y)ᵀH/n"), &g_head_autodiff, &head_part, tol),
+        compare(&format!("{label}hidden states: autodiff vs (P − Y)W/n"), &g_hidden, &hidden_grad(dz, rows), tol),
+        compare(&format!("{label}table: autodiff total vs head part + lookup part"), &total, &expected_table, tol),
+    ];
+    if let Some(p) = pad {
+        let row = host(&total.clone().slice([p..p + 1, 0..d]));
+        let max = row.iter().map(|x| x.abs()).fold(0.0, f64::max);
+        checks.push(Check { name: format!("{label}pad row gradient is exactly 0"), max_abs_err: max, max_rel_err: max, tolerance: 0.0, pass: max == 0.0 });
+    }
+    if let Some(dump) = dump {
+        let probs = burn::tensor::activation::softmax(model.forward(ids.clone(), 0)?.inner().reshape([n, v]), 1);
+        let int = |data: &[u32]| TensorData::new(data.iter().map(|&i| i as i64).collect::<Vec<_>>(), [b, t]);
+        for (name, data) in [
+            ("ids", int(&batch.ids)),
+            ("targets", int(&batch.targets)),
+            ("hidden", hid.to_data()),
+            ("table", model.tok.weight.val().inner().to_data()),
+            ("probs", probs.to_data()),
+            ("grad_hidden", g_hidden.to_data()),
+            ("grad_table", total.to_data()),
+            ("grad_table_head", head_part.to_data()),
+            ("grad_embed_out", g_x.to_data()),
+        ] {
+            dump.tensors.push((name.to_string(), data));
+        }
+    }
+    let _ = device;
+    Ok(checks)
+}
+
+/// Loss of `model` (plain device) on `batch`, as f64.
+fn loss_value(model: &TinyLm, batch: &Batch) -> Result<f64, TrainError> {
+    let (b, t) = (batch.batch, batch.seq);
+    let ids = model.tok.ids_tensor(&batch.ids, b, t)?;
+    let targets = model.tok.ids_tensor(&batch.targets, b, t)?;
+    Ok(cross_entropy(model.forward(ids, 0)?, targets, model.tok.padding_idx()).into_scalar::<f64>())
+}
+
+/// Replace entry `(i, j)` of a 2-D parameter.
+fn with_entry(param: &Param<Tensor<2>>, i: usize, j: usize, value: f64) -> Param<Tensor<2>> {
+    let w = param.val();
+    let one = Tensor::<2>::from_data(TensorData::new(vec![value], [1, 1]).convert_dtype(w.dtype()), &w.device());
+    Param::initialized(param.id, w.slice_assign([i..i + 1, j..j + 1], one))
+}
+
+/// Check 4: central differences on `k` sampled entries of the table and of layer 0's qkv.
+fn finite_difference_checks(model: &TinyLm, batch: &Batch, eps: f64, tol: f64, label: &str) -> Result<Vec<Check>, TrainError> {
+    let (b, t) = (batch.batch, batch.seq);
+    let loss = cross_entropy(
+        model.forward(model.tok.ids_tensor(&batch.ids, b, t)?, 0)?,
+        model.tok.ids_tensor(&batch.targets, b, t)?,
+        model.tok.padding_idx(),
+    );
+    let base_loss = loss.clone().into_scalar::<f64>();
+    let g_dtype = loss.dtype();
+    let grads = GradientsParams::from_grads(loss.backward(), model);
+    let plain = model.valid();
+    let mut checks = Vec::new();
+    // Entries: rows that occur in the batch (non-zero gradient) and others.
+    let pick = |rows: usize, cols: usize, salt: usize| -> Vec<(usize, usize)> {
+        (0..8).map(|k| ((batch.ids[(k * 7 + salt) % batch.ids.len()] as usize + k * (salt + 1)) % rows, (k * 5 + salt) % cols)).collect()
+    };
+    type Getter = fn(&TinyLm) -> &Param<Tensor<2>>;
+    type Setter = fn(&mut TinyLm, Param<Tensor<2>>);
+    let targets: [(&str, Getter, Setter); 2] = [
+        ("token table", |m| &m.tok.weight, |m, p| m.tok.weight = p),
+        ("layer 0 qkv weight", |m| &m.blocks[0].attn.qkv.weight, |m, p| m.blocks[0].attn.qkv.weight = p),
+    ];
+    for (name, get, set) in targets {
+        let g = host(&grads.get::<2>(get(model).id).expect("parameter has a gradient"));
+        let [rows, cols] = get(&plain).val().dims();
+        let w = host(&get(&plain).val());
+        let (mut fd, mut ad) = (Vec::new(), Vec::new());
+        for (i, j) in pick(rows, cols, name.len()) {
+            if model.tok.padding_idx() == Some(i) && name == "token table" {
+                continue;
+            }
+            let w0 = w[i * cols + j];
+            let mut probe = plain.clone();
+            set(&mut probe, with_entry(get(&plain), i, j, w0 + eps));
+            let up = loss_value(&probe, batch)?;
+            set(&mut probe, with_entry(get(&plain), i, j, w0 - eps));
+            let down = loss_value(&probe, batch)?;
+            fd.push((up - down) / (2.0 * eps));
+            ad.push(g[i * cols + j]);
+        }
+        // A central difference carries rounding noise ~ ε_mach·|L|/ε: errors are measured
+        // relative to at least 100× that, so tiny gradients are not judged on noise alone.
+        let noise = 100.0 * machine_epsilon(g_dtype) * base_loss.abs() / eps;
+        checks.push(compare_with_floor(&format!("{label}finite differences: {name}"), &ad, &fd, tol, noise));
+    }
+    Ok(checks)
+}
+
+fn machine_epsilon(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => f64::EPSILON,
+        _ => f32::EPSILON as f64,
+    }
+}
+
+/// Tolerances `(analytic, finite differences, eps)` for a float precision.
+pub fn tolerances(dtype: DType) -> (f64, f64, f64) {
+    match dtype {
+        // f64: central differences with ε = 1e-5 err by ~ε² (truncation) + 1e-16/ε (rounding).
+        DType::F64 => (1e-9, 1e-5, 1e-5),
+        _ => (2e-5, 5e-2, 1e-2),
+    }
+}
+
+/// The float precision tensors get on `device` by default.
+pub fn float_dtype(device: &Device) -> DType {
+    Tensor::<1>::zeros([1], device).dtype()
+}
+
+/// Run every check for a model built from `config` (its `[model]` and `[position]`) with
+/// `vocab` tokens on `device`, on `batch` (`ids`, `targets` in `[0, vocab)`; id 0 doubles as
+/// the pad id in the padding checks). `dump`: write the tensors behind checks 1–3.
+pub fn run(config: &Config, vocab: usize, batch: &Batch, device: &Device, dump: Option<&Path>) -> Result<Report, TrainError> {
+    let ad = device.clone().autodiff();
+    let dtype = float_dtype(&ad);
+    let (tol, fd_tol, eps) = tolerances(dtype);
+    ad.seed(config.train.seed);
+    let mut checks = Vec::new();
+    let mut dumped = Dump { tensors: Vec::new() };
+
+    let tied = TinyLm::new(config, vocab, &ad)?;
+    checks.extend(analytic_checks(&tied, batch, "", tol, dump.is_some().then_some(&mut dumped))?);
+    checks.extend(finite_difference_checks(&tied, batch, eps, fd_tol, "")?);
+
+    let mut untied_cfg = config.clone();
+    untied_cfg.model.tie_embeddings = !config.model.tie_embeddings;
+    let other = TinyLm::new(&untied_cfg, vocab, &ad)?;
+    let label = if untied_cfg.model.tie_embeddings { "tied: " } else { "untied: " };
+    checks.extend(analytic_checks(&other, batch, label, tol, None)?);
+
+    // Pad id 0: pad tokens in the input, pad targets ignored.
+    let mut padded = batch.clone();
+    let n = padded.ids.len();
+    for k in (0..n).step_by(3) {
+        padded.ids[k] = 0;
+        padded.targets[(k + 1) % n] = 0;
+    }
+    let with_pad = TinyLm::new_with_padding(config, vocab, Some(0), &ad)?;
+    checks.extend(analytic_checks(&with_pad, &padded, "padding: ", tol, None)?);
+    checks.extend(finite_difference_checks(&with_pad, &padded, eps, fd_tol, "padding: ")?);
+
+    if let Some(path) = dump {
+        write_safetensors(&dumped, path)?;
+    }
+    Ok(Report { pass: checks.iter().all(|c| c.pass), checks, dtype })
+}
+
+/// Write the dump as safetensors (f32 or f64 as computed, ids as i64).
+pub fn write_safetensors(dump: &Dump, path: &Path) -> Result<(), TrainError> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let mut views = HashMap::new();
+    for (name, data) in &dump.tensors {
+        let dtype = match data.dtype() {
+            DType::F64 => Dtype::F64,
+            DType::F32 => Dtype::F32,
+            DType::I64 => Dtype::I64,
+            DType::I32 => Dtype::I32,
+            other => return Err(TrainError::Data(format!("cannot dump {name} of dtype {other:?}"))),
+        };
+        let view = TensorView::new(dtype, data.shape().to_vec(), data.as_bytes())
+            .map_err(|e| TrainError::Data(format!("cannot dump {name}: {e}")))?;
+        views.insert(name.clone(), view);
+    }
+    let bytes = safetensors::serialize(views, None).map_err(|e| TrainError::Data(format!("cannot write {}: {e}", path.display())))?;
+    crate::checkpoint::write_atomic(path, &bytes)
+}
+
+/// Switch `device`'s default float type to f64 when the backend supports it (probed with a
+/// small computation); returns whether it did. Process-wide for that device: call it in a
+/// process of its own (the CLI, or a dedicated test binary), before any other tensor work.
+pub fn try_f64(device: &mut Device) -> bool {
+    use burn::tensor::FloatDType;
+    if device.configure(FloatDType::F64).is_err() {
+        return false;
+    }
+    let probe = device.clone();
+    let ok = std::panic::catch_unwind(move || {
+        let t = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0]], &probe);
+        let s = t.clone().matmul(t.clone()).exp().log().sum().into_scalar::<f64>();
+        t.dtype() == DType::F64 && (s - 54.0).abs() < 1e-12
+    })
+    .unwrap_or(false);
+    if !ok {
+        let _ = device.configure(FloatDType::F32);
+    }
+    ok
+}
+
+/// The default problem of `ember gradcheck` without a config: a 2-layer, 4-head, d = 32
+/// model over 23 tokens, learned positions, one `[2, 8]` batch of pseudo-random ids.
+pub fn default_problem() -> (Config, usize, Batch) {
+    let config = Config::from_toml(
+        r#"
+        [model]
+        d_model = 32
+        n_layers = 2
+        n_heads = 4
+        [position]
+        scheme = "learned"
+        max_len = 8
+        [data]
+        corpus = "unused"
+        context = 8
+        [train]
+        batch_size = 2
+        steps = 1
+        lr = 1e-3
+        seed = 7
+        "#,
+    )
+    .expect("built-in config is valid");
+    let (vocab, b, t) = (23usize, 2usize, 8usize);
+    let stream: Vec<u32> = (0..b * t + 1).map(|i| ((i * 7 + 3) * (i + 11) % vocab) as u32).collect();
+    let batch = Batch { ids: stream[..b * t].to_vec(), targets: stream[1..].to_vec(), batch: b, seq: t };
+    (config, vocab, batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparison_fails_on_a_one_percent_error_and_passes_on_rounding() {
+        let want = vec![0.5, -2.0, 1e-9, 3.0];
+        let off: Vec<f64> = want.iter().map(|x| x * 1.01).collect();
+        let (tol, _, _) = tolerances(DType::F32);
+        let c = compare_host("scaled", &off, &want, tol);
+        assert!(!c.pass && (c.max_rel_err - 0.01).abs() < 1e-12, "{c:?}");
+        let close: Vec<f64> = want.iter().map(|x| x * (1.0 + 1e-7)).collect();
+        assert!(compare_host("close", &close, &want, tol).pass);
+        let nan = vec![f64::NAN, 0.0, 0.0, 0.0];
+        assert!(!compare_host("nan", &nan, &want, tol).pass, "NaN never passes");
+    }
+}

@@ -1,0 +1,67 @@
+//! Shared set-up of the train crate's integration tests: a tiny config over a small corpus.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Burn's CPU RNG is process-global: tests that need seeded, repeatable weights take this
+/// lock so parallel test threads do not draw from it in between.
+pub fn rng_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+use ember_train::Config;
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ember-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The first `chars` characters of tiny Shakespeare written into `dir/corpus.txt`.
+pub fn small_corpus(dir: &Path, chars: usize) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/tinyshakespeare.txt");
+    let text: String = std::fs::read_to_string(root).unwrap().chars().take(chars).collect();
+    let path = dir.join("corpus.txt");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A tiny model config (d 16, 1 layer, 2 heads, context 8, batch 4) training `steps` steps
+/// on `corpus`, writing into `out`.
+pub fn tiny_config(corpus: &Path, out: &Path, position: &str, steps: usize) -> Config {
+    Config::from_toml(&format!(
+        r#"
+        [model]
+        d_model = 16
+        n_layers = 1
+        n_heads = 2
+        [position]
+        {position}
+        [data]
+        corpus = "{corpus}"
+        context = 8
+        [train]
+        batch_size = 4
+        steps = {steps}
+        lr = 3e-3
+        warmup = {warmup}
+        min_lr = 3e-4
+        weight_decay = 0.1
+        grad_clip = 1.0
+        eval_interval = 3
+        eval_batches = 2
+        checkpoint_interval = 3
+        seed = 5
+        [run]
+        out_dir = "{out}"
+        "#,
+        corpus = corpus.display(),
+        out = out.display(),
+        warmup = if steps > 2 { 2 } else { 0 },
+    ))
+    .unwrap()
+}

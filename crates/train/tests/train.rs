@@ -1,0 +1,154 @@
+//! Training loop: resume determinism, NaN handling, checkpoints, config and data errors.
+
+mod common;
+
+use burn::tensor::Device;
+use common::{rng_lock, small_corpus, temp_dir, tiny_config};
+use ember_train::checkpoint::Checkpoint;
+use ember_train::config::TokenizerConfig;
+use ember_train::data::Dataset;
+use ember_train::trainer::{lr_at, train, TrainOptions};
+use ember_train::{Config, TrainError};
+
+fn quiet() -> TrainOptions {
+    TrainOptions { quiet: true, ..Default::default() }
+}
+
+#[test]
+fn resumed_run_reproduces_uninterrupted_losses_on_cpu() {
+    let _lock = rng_lock();
+    for (name, position) in [("learned", "scheme = \"learned\"\nmax_len = 8"), ("rope", "scheme = \"rope\"")] {
+        let dir = temp_dir(&format!("resume-{name}"));
+        let corpus = small_corpus(&dir, 20_000);
+        let full = tiny_config(&corpus, &dir.join("full"), position, 7);
+        let a = train(&full, &Device::flex(), &quiet()).unwrap();
+        assert_eq!(a.losses.len(), 7);
+
+        let split = tiny_config(&corpus, &dir.join("split"), position, 7);
+        let first = train(&split, &Device::flex(), &TrainOptions { stop_at: Some(4), ..quiet() }).unwrap();
+        assert!(first.interrupted);
+        assert_eq!(Checkpoint::load(&dir.join("split/checkpoint.bin")).unwrap().state.step, 4);
+        let second = train(&split, &Device::flex(), &TrainOptions { resume: true, ..quiet() }).unwrap();
+        let resumed: Vec<_> = first.losses.iter().chain(&second.losses).cloned().collect();
+        assert_eq!(resumed, a.losses, "{name}: resumed losses must be bit-identical");
+        assert_eq!(second.final_val_loss, a.final_val_loss);
+        // The loss went down, and the run directory has what it promises.
+        assert!(a.losses[6].1 < a.losses[0].1, "{name}: {:?}", a.losses);
+        for f in ["config.toml", "tokenizer.json", "metrics.jsonl", "checkpoint.bin", "loss_curve.png"] {
+            assert!(dir.join("full").join(f).exists(), "{f}");
+        }
+        let metrics = std::fs::read_to_string(dir.join("split/metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().filter(|l| l.contains("\"loss\"")).count(), 7, "resume appends metrics");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn seeded_runs_repeat_exactly() {
+    let _lock = rng_lock();
+    let dir = temp_dir("repeat");
+    let corpus = small_corpus(&dir, 10_000);
+    let c1 = tiny_config(&corpus, &dir.join("a"), "scheme = \"alibi\"", 3);
+    let c2 = tiny_config(&corpus, &dir.join("b"), "scheme = \"alibi\"", 3);
+    let (a, b) = (train(&c1, &Device::flex(), &quiet()).unwrap(), train(&c2, &Device::flex(), &quiet()).unwrap());
+    assert_eq!(a.losses, b.losses);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint() {
+    let _lock = rng_lock();
+    let dir = temp_dir("nan");
+    let corpus = small_corpus(&dir, 10_000);
+    let mut config = tiny_config(&corpus, &dir.join("run"), "scheme = \"none\"", 50);
+    config.train.lr = 1e30; // AdamW moves every weight by ~lr: the next forward overflows
+    config.train.min_lr = 0.0;
+    config.train.grad_clip = 0.0;
+    config.train.checkpoint_interval = 1;
+    let err = train(&config, &Device::flex(), &quiet()).unwrap_err();
+    let TrainError::NonFiniteLoss { step, value, .. } = &err else { panic!("expected NonFiniteLoss, got {err}") };
+    assert!(!value.is_finite());
+    assert!(err.to_string().contains(&format!("step {step}")), "{err}");
+    let ck = Checkpoint::load(&dir.join("run/checkpoint.bin")).unwrap();
+    assert_eq!(ck.state.step, *step, "last good checkpoint is the step before the NaN");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn schedule_warms_up_then_decays_to_min_lr() {
+    let dir = temp_dir("lr");
+    let c = tiny_config(&dir.join("x"), &dir, "scheme = \"none\"", 100);
+    let t = &c.train; // lr 3e-3, warmup 2, min 3e-4
+    assert!((lr_at(0, t) - 3e-3 / 3.0).abs() < 1e-15);
+    assert!((lr_at(1, t) - 2.0 * 3e-3 / 3.0).abs() < 1e-15);
+    assert!((lr_at(2, t) - 3e-3).abs() < 1e-15);
+    assert!((lr_at(51, t) - (3e-4 + 0.5 * (3e-3 - 3e-4))).abs() < 1e-12);
+    assert!((lr_at(100, t) - 3e-4).abs() < 1e-15);
+    assert!((2..100).all(|s| lr_at(s + 1, t) <= lr_at(s, t)));
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let dir = temp_dir("config");
+    let base = tiny_config(&dir.join("c.txt"), &dir, "scheme = \"learned\"\nmax_len = 8", 1).to_toml();
+    let cases = [
+        (base.replace("d_model = 16", "d_model = 16\ndmodel = 3"), "dmodel"),
+        (base.replace("n_heads = 2", "n_heads = 3"), "n_heads"),
+        (base.replace("max_len = 8", "max_len = 4"), "max_len"),
+        (base.replace("backend = \"flex\"", "backend = \"tpu\""), "tpu"),
+        (base.replace("lr = 0.003", "lr = -1.0"), "train.lr"),
+        (base.replace("[train]", "[training]"), "training"),
+    ];
+    for (text, needle) in cases {
+        assert_ne!(text, base, "case {needle} must change the config");
+        let err = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains(needle), "error should name {needle}: {err}");
+    }
+    // Every shipped config parses and validates.
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs")).unwrap() {
+        let path = entry.unwrap().path();
+        Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+#[test]
+fn data_errors_are_clear() {
+    let dir = temp_dir("data");
+    let mut c = tiny_config(&dir.join("missing.txt"), &dir, "scheme = \"none\"", 1).data;
+    let err = Dataset::load(&c, None).unwrap_err().to_string();
+    assert!(err.contains("not found") && err.contains("missing.txt"), "{err}");
+    std::fs::write(dir.join("empty.txt"), "").unwrap();
+    c.corpus = dir.join("empty.txt");
+    assert!(Dataset::load(&c, None).unwrap_err().to_string().contains("empty"));
+    std::fs::write(dir.join("short.txt"), "to be or not to be, that is").unwrap();
+    c.corpus = dir.join("short.txt");
+    let err = Dataset::load(&c, None).unwrap_err().to_string();
+    assert!(err.contains("fewer than one window"), "{err}");
+    c.corpus = small_corpus(&dir, 5_000);
+    std::fs::write(dir.join("tok.json"), "{ not json").unwrap();
+    c.tokenizer = TokenizerConfig::File { path: dir.join("tok.json") };
+    let err = Dataset::load(&c, None).unwrap_err().to_string();
+    assert!(err.contains("tok.json"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn char_split_and_bpe_round_trip() {
+    let dir = temp_dir("tok");
+    let corpus = small_corpus(&dir, 30_000);
+    let mut c = tiny_config(&corpus, &dir, "scheme = \"none\"", 1).data;
+    let data = Dataset::load(&c, None).unwrap();
+    let text = std::fs::read_to_string(&corpus).unwrap();
+    assert_eq!(data.train.len() + data.val.len(), text.chars().count());
+    assert_eq!(data.train.len(), (text.chars().count() as f64 * 0.9) as usize, "nanoGPT's 90 % split");
+    assert_eq!(data.tokenizer.decode(&data.val).unwrap(), text.chars().skip(data.train.len()).collect::<String>());
+    c.tokenizer = TokenizerConfig::Bpe { vocab_size: 300 };
+    let bpe = Dataset::load(&c, None).unwrap();
+    assert!(bpe.tokenizer.vocab_size() <= 300 && bpe.tokenizer.vocab_size() > 256);
+    assert!(bpe.train.len() < data.train.len(), "BPE compresses");
+    let path = dir.join("tokenizer.json");
+    bpe.tokenizer.save(&path).unwrap();
+    let back = ember_train::data::Tokenizer::load(&path).unwrap();
+    assert_eq!(back.decode(&bpe.val).unwrap(), bpe.tokenizer.decode(&bpe.val).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

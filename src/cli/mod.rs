@@ -1,0 +1,4 @@
+//! One file per command group; each `run` returns the process exit code.
+pub mod embed;
+pub mod position;
+pub mod train;
