@@ -58,8 +58,9 @@ pub enum EmbedCmd {
 /// Where the table comes from and which backend computes on it.
 #[derive(Args)]
 pub struct TableArgs {
-    /// A GloVe / word2vec text file (`word v1 … vd` per line, optional `N d` header) or a
-    /// `.safetensors` file (with --tensor and --vocab).
+    /// A GloVe / word2vec text file (`word v1 … vd` per line, optional `N d` header), a
+    /// `.safetensors` file (with --tensor and --vocab), or a run directory of `ember train`
+    /// (its token table and tokenizer).
     pub table: PathBuf,
     /// safetensors only: the tensor holding the `[N, d]` table (default: the only 2-D tensor).
     #[arg(long)]
@@ -73,9 +74,14 @@ pub struct TableArgs {
     pub backend: String,
 }
 
-/// Turn the TABLE argument into a loaded table. The one place that knows what TABLE can be
-/// (a text table or a safetensors file today; a training run directory later).
+/// Turn the TABLE argument into a loaded table. The one place that knows what TABLE can be:
+/// a text table, a safetensors file, or a training run directory.
 pub fn resolve_table(args: &TableArgs) -> anyhow::Result<LoadedTable> {
+    if ember_train::run::is_run_dir(&args.table) {
+        let run = ember_train::run::load_run(&args.table, &burn::tensor::Device::flex())?;
+        let weights = run.model.tok.weight.val().into_data();
+        return Ok(LoadedTable { tokens: run.tokenizer.tokens(), weights });
+    }
     let table = io::load_table(&args.table, args.tensor.as_deref(), args.vocab.as_deref())?;
     Ok(table)
 }
