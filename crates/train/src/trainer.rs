@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use ember_embed::loss::cross_entropy;
 use serde::Serialize;
@@ -76,6 +76,38 @@ pub fn clip_global_norm<M: Module>(grads: GradientsParams, model: &M, max_norm: 
     scale.grads
 }
 
+/// AdamW (β from the config, ε = 1e-8) without built-in decay: decay is applied by
+/// [`decay_matrices`] so that, as in nanoGPT, only parameters with 2+ dimensions (matrices,
+/// tables) decay and the 1-D ones (norm gains, biases) do not.
+pub fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(t.betas[0] as f32)
+        .with_beta_2(t.betas[1] as f32)
+        .with_epsilon(1e-8)
+        .with_weight_decay(0.0)
+        .init()
+}
+
+/// Decoupled weight decay `θ ← (1 − lr·λ)·θ` on every parameter with 2+ dimensions. Applied
+/// just before the AdamW step, this is exactly Burn's (and PyTorch's) AdamW decay, restricted
+/// to matrices and tables.
+pub fn decay_matrices<M: Module>(model: M, factor: f64) -> M {
+    struct Decay(f64);
+    impl ModuleMapper for Decay {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if D < 2 {
+                return param;
+            }
+            let (id, tensor, mapper) = param.consume();
+            let tracked = tensor.is_require_grad();
+            let decayed = tensor.mul_scalar(self.0).detach(); // a fresh leaf
+            let decayed = if tracked { decayed.require_grad() } else { decayed };
+            Param::from_mapped_value(id, decayed, mapper)
+        }
+    }
+    model.map(&mut Decay(factor))
+}
+
 /// Options a command line adds to a config.
 #[derive(Clone, Debug, Default)]
 pub struct TrainOptions {
@@ -136,12 +168,7 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
     let data = Dataset::load(&config.data, tokenizer)?;
     ad.seed(t.seed);
     let mut model = TinyLm::new(config, data.tokenizer.vocab_size(), &ad)?;
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(t.betas[0] as f32)
-        .with_beta_2(t.betas[1] as f32)
-        .with_epsilon(1e-8)
-        .with_weight_decay(t.weight_decay as f32)
-        .init();
+    let mut optim = optimizer(t);
     let mut state = TrainState { step: 0, elapsed_s: 0.0, tokens: 0 };
     if resume {
         let ck = Checkpoint::load(&run.checkpoint())?;
@@ -181,6 +208,9 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         if t.grad_clip > 0.0 {
             grads = clip_global_norm(grads, &model, t.grad_clip);
+        }
+        if t.weight_decay > 0.0 {
+            model = decay_matrices(model, 1.0 - lr * t.weight_decay);
         }
         model = optim.step(lr, model, grads);
         state.step += 1;

@@ -152,3 +152,33 @@ fn char_split_and_bpe_round_trip() {
     assert_eq!(back.decode(&bpe.val).unwrap(), bpe.tokenizer.decode(&bpe.val).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn matrix_decay_equals_adamw_decay_and_spares_vectors() {
+    use burn::module::Module;
+    use burn::nn::LinearConfig;
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::tensor::{Tensor, TensorData};
+    use ember_train::trainer::decay_matrices;
+    let dev = Device::flex().autodiff();
+    let lin = LinearConfig::new(3, 2).init(&dev);
+    let x = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0, 1.5, 0.25, -0.75], [2, 3]), &dev);
+    let (lr, wd) = (0.1, 0.5);
+    let grads = |m: &burn::nn::Linear| GradientsParams::from_grads(m.forward(x.clone()).square().sum().backward(), m);
+    // Burn's AdamW with decay on everything …
+    let g = grads(&lin);
+    let burn_step = AdamWConfig::new().with_weight_decay(wd as f32).init().step(lr, lin.clone(), g);
+    // … vs decay of the matrices only, then AdamW without decay.
+    let g = grads(&lin);
+    let ours = AdamWConfig::new().with_weight_decay(0.0).init().step(lr, decay_matrices(lin.clone(), 1.0 - lr * wd), g);
+    let host = |t: Tensor<2>| t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap();
+    let (a, b) = (host(burn_step.weight.val()), host(ours.weight.val()));
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6), "{a:?} vs {b:?}");
+    // The bias (1-D) is not decayed by ours, but is by Burn's.
+    let g = grads(&lin);
+    let no_decay = AdamWConfig::new().with_weight_decay(0.0).init().step(lr, lin.clone(), g);
+    let bias = |m: &burn::nn::Linear| m.bias.as_ref().unwrap().val().into_data().convert::<f64>().try_to_vec::<f64>().unwrap();
+    assert_eq!(bias(&ours), bias(&no_decay));
+    assert_ne!(bias(&burn_step), bias(&no_decay));
+    assert!(lin.num_params() == 8);
+}
