@@ -188,6 +188,14 @@ impl Dataset {
             },
         };
         let data = Self { train: tokenizer.encode(train_text)?, val: tokenizer.encode(val_text)?, tokenizer };
+        // The model's table has exactly `vocab_size` rows: an id past it (a tokenizer.json whose
+        // added tokens or model ids exceed its reported size) is an error here, not garbage rows.
+        let vocab = data.tokenizer.vocab_size();
+        for ids in [&data.train, &data.val] {
+            ember_embed::table::check_ids(ids, vocab).map_err(|e| {
+                TrainError::Data(format!("the tokenizer produced ids the model's {vocab}-row table cannot hold: {e}"))
+            })?;
+        }
         for (name, ids) in [("training", &data.train), ("validation", &data.val)] {
             if ids.len() < config.context + 1 {
                 return Err(TrainError::Data(format!(

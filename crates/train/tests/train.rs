@@ -182,3 +182,45 @@ fn matrix_decay_equals_adamw_decay_and_spares_vectors() {
     assert_ne!(bias(&burn_step), bias(&no_decay));
     assert!(lin.num_params() == 8);
 }
+
+#[test]
+fn eval_scores_every_target_once_and_learned_refuses_longer_context() {
+    use ember_train::data::Split;
+    use ember_train::eval::evaluate_split;
+    use ember_train::run::load_run;
+    use ember_train::sample::{sample, SampleOptions};
+    let _lock = rng_lock();
+    let dir = temp_dir("eval");
+    let corpus = small_corpus(&dir, 20_000);
+    let config = tiny_config(&corpus, &dir.join("run"), "scheme = \"learned\"\nmax_len = 8", 4);
+    train(&config, &Device::flex(), &quiet()).unwrap();
+    let run = load_run(&dir.join("run"), &Device::flex()).unwrap();
+    assert_eq!(run.step, 4);
+    let data = Dataset::load(&run.config.data, Some(run.tokenizer.clone())).unwrap();
+    let val = data.ids(Split::Val);
+    let ids = &val[..101];
+    let non_overlapping = evaluate_split(&run.model, ids, Split::Val, 8, 8, None, &Device::flex()).unwrap();
+    let sliding = evaluate_split(&run.model, ids, Split::Val, 8, 2, None, &Device::flex()).unwrap();
+    assert_eq!(non_overlapping.tokens, 100, "every target once");
+    assert_eq!(sliding.tokens, 100, "every target once");
+    assert!(non_overlapping.loss.is_finite() && (non_overlapping.perplexity - non_overlapping.loss.exp()).abs() < 1e-9);
+    assert_ne!(non_overlapping.loss, sliding.loss, "more history changes the scores");
+    // Reference: non-overlapping windows computed directly from the model's logits.
+    let mut total = 0.0;
+    for w in 0..(100usize).div_ceil(8) {
+        let (s, len) = (w * 8, 8.min(100 - w * 8));
+        let x = run.model.tok.ids_tensor(&ids[s..s + len], 1, len).unwrap();
+        let y = run.model.tok.ids_tensor(&ids[s + 1..s + len + 1], 1, len).unwrap();
+        let logits = run.model.forward(x, 0).unwrap();
+        total += ember_embed::loss::cross_entropy(logits, y, None).into_scalar::<f64>() * len as f64;
+    }
+    assert!((total / 100.0 - non_overlapping.loss).abs() < 1e-5, "{} vs {}", total / 100.0, non_overlapping.loss);
+    let err = evaluate_split(&run.model, ids, Split::Val, 16, 16, None, &Device::flex()).unwrap_err().to_string();
+    assert!(err.contains("learned") && err.contains("16"), "{err}");
+    // Sampling is seeded: same seed, same text; it starts with the prompt.
+    let opts = SampleOptions { prompt: "First".into(), tokens: 20, temperature: 1.0, top_k: Some(5), seed: 3, window: 8 };
+    let a = sample(&run.model, &run.tokenizer, &opts).unwrap();
+    assert_eq!(a, sample(&run.model, &run.tokenizer, &opts).unwrap());
+    assert!(a.starts_with("First") && a.chars().count() == 25, "{a:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

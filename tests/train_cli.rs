@@ -1,0 +1,104 @@
+//! End-to-end: `ember train` from a config file, Ctrl-C (SIGINT) saves a checkpoint and
+//! exits with 130, `--resume` continues from it, `eval`/`sample`/`embed stats` read the run.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ember() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ember"))
+}
+
+fn write_config(dir: &Path, steps: usize) -> std::path::PathBuf {
+    let corpus: String = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/tinyshakespeare.txt"))
+        .unwrap()
+        .chars()
+        .take(20_000)
+        .collect();
+    std::fs::write(dir.join("corpus.txt"), corpus).unwrap();
+    let config = format!(
+        r#"
+[model]
+d_model = 16
+n_layers = 1
+n_heads = 2
+[position]
+scheme = "rope"
+[data]
+corpus = "{corpus}"
+context = 8
+[train]
+batch_size = 4
+steps = {steps}
+lr = 1e-3
+eval_interval = 100000
+eval_batches = 1
+[run]
+out_dir = "{out}"
+"#,
+        corpus = dir.join("corpus.txt").display(),
+        out = dir.join("run").display()
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_resume_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 1_000_000);
+    let mut child = ember().arg("train").arg(&config).arg("--quiet").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let metrics = dir.path().join("run/metrics.jsonl");
+    let start = Instant::now();
+    while std::fs::read_to_string(&metrics).map(|m| m.lines().count()).unwrap_or(0) < 20 {
+        assert!(start.elapsed() < Duration::from_secs(120), "training did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("--resume"), "{stdout}");
+    let steps_done = std::fs::read_to_string(&metrics).unwrap().lines().count();
+    assert!(dir.path().join("run/checkpoint.bin").exists());
+
+    // Resume to a few more steps than were done: it continues, it does not restart.
+    let target = steps_done + 5;
+    let out = ember().arg("train").arg(&config).args(["--quiet", "--resume", "--steps"]).arg(target.to_string()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = std::fs::read_to_string(&metrics).unwrap();
+    let steps: Vec<u64> = lines.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|v| v.get("loss").is_some()).map(|v| v["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, (0..target as u64).collect::<Vec<_>>(), "each step logged once, in order");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("val loss"));
+
+    // The run directory serves eval, sample and embed.
+    let run = dir.path().join("run");
+    let out = ember().arg("eval").arg(&run).args(["--json", "--stride", "4", "--max-tokens", "200"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["tokens"].as_u64(), v["stride"].as_u64(), v["context"].as_u64()), (Some(200), Some(4), Some(8)));
+    assert!((v["perplexity"].as_f64().unwrap() - v["loss"].as_f64().unwrap().exp()).abs() < 1e-6);
+    let out = ember().arg("sample").arg(&run).args(["--prompt", "ROMEO", "--tokens", "10"]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("ROMEO"));
+    let out = ember().args(["embed", "stats"]).arg(&run).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dim"].as_u64(), Some(16));
+}
+
+#[test]
+fn gradcheck_cli_passes_and_reports_json() {
+    let out = ember().args(["gradcheck", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pass"], serde_json::Value::Bool(true));
+    let checks = v["checks"].as_array().unwrap();
+    assert!(checks.len() >= 12);
+    for c in checks {
+        for key in ["name", "max_abs_err", "max_rel_err", "tolerance", "pass"] {
+            assert!(c.get(key).is_some(), "{key} missing in {c}");
+        }
+    }
+}
