@@ -9,11 +9,11 @@
 //!
 //! With `padding_idx = Some(p)` the row `E[p]` starts at zero, never receives a gradient,
 //! and so stays zero through any optimizer step (AdamW's decay of a zero row is zero).
-//! The lookup and the tied head both read [`TokenEmbedding::weight_used`], the table with
-//! row `p` replaced by zeros (`slice_assign`), so *no* gradient path reaches the stored
-//! row — not the lookup, and not the tied head's softmax denominator (`p_pad · h`), which
-//! PyTorch's `padding_idx` does not stop. The head also gives the pad column no
-//! probability (see [`crate::head`]).
+//! *No* gradient path reaches it: the lookup multiplies the output rows at pad positions by
+//! 0 (their gradient is 0, so nothing is scattered into row `p`), and the head sets the pad
+//! column's logit to a constant (see [`crate::head`]), which stops the tied head's softmax
+//! path (`p_pad · h`) that PyTorch's `padding_idx` lets through. Both cost `O(B·T·d)` and
+//! `O(B·T·V)` element-wise work, not a copy of the `[V, d]` table.
 //!
 //! ## Where ids are checked
 //!
@@ -123,18 +123,10 @@ impl TokenEmbedding {
         self.padding_idx
     }
 
-    /// The table as the lookup and the tied head use it, `[V, d]`: the parameter with the
-    /// padding row replaced by zeros, so no gradient reaches the stored padding row.
+    /// The table as the lookup and the tied head use it, `[V, d]` (the parameter itself; its
+    /// padding row is zero by construction and receives no gradient).
     pub fn weight_used(&self) -> Tensor<2> {
-        let w = self.weight.val();
-        match self.padding_idx {
-            None => w,
-            Some(p) => {
-                let d = w.dims()[1];
-                let zeros = Tensor::zeros([1, d], &w.device());
-                w.slice_assign([p..p + 1, 0..d], zeros)
-            }
-        }
+        self.weight.val()
     }
 
     /// Lookup: ids `[B, T]` → input embeddings `x [B, T, d]`, `x[b, t] = E[ids[b, t]]`.
@@ -142,7 +134,13 @@ impl TokenEmbedding {
     /// Ids are **not** checked here (that would sync the device every step); they must be
     /// in `[0, V)`. Check them where they enter: [`Self::ids_tensor`] or [`check_ids`].
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        embedding(self.weight_used(), ids)
+        match self.padding_idx {
+            None => embedding(self.weight.val(), ids),
+            Some(p) => {
+                let keep = ids.clone().not_equal_elem(p as i64).float().unsqueeze_dim::<3>(2); // [B, T, 1]
+                embedding(self.weight.val(), ids) * keep
+            }
+        }
     }
 
     /// Like [`Self::forward`], but first reads the ids' min and max back from the device and
