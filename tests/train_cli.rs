@@ -48,7 +48,7 @@ out_dir = "{out}"
 fn ctrl_c_saves_a_checkpoint_and_resume_continues() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), 1_000_000);
-    let mut child = ember().arg("train").arg(&config).arg("--quiet").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = ember().arg("train").arg(&config).arg("--quiet").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let metrics = dir.path().join("run/metrics.jsonl");
     let start = Instant::now();
     while std::fs::read_to_string(&metrics).map(|m| m.lines().count()).unwrap_or(0) < 20 {

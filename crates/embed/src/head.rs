@@ -100,7 +100,7 @@ impl LmHead {
     /// itself when tied, `Wᵀ` when untied.
     pub fn rows(&self, table: &TokenEmbedding) -> Tensor<2> {
         match &self.untied {
-            None => table.weight_used(),
+            None => table.weight.val(),
             Some(u) => u.weight.val().transpose(),
         }
     }
@@ -109,7 +109,7 @@ impl LmHead {
     /// (read when tied, used for the padding row in both cases).
     pub fn logits(&self, h: Tensor<3>, table: &TokenEmbedding) -> Tensor<3> {
         let logits = match &self.untied {
-            None => linear(h, table.weight_used().transpose(), None),
+            None => linear(h, table.weight.val().transpose(), None),
             Some(u) => linear(h, u.weight.val(), u.bias.as_ref().map(|b| b.val())),
         };
         match table.padding_idx() {

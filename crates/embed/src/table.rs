@@ -123,12 +123,6 @@ impl TokenEmbedding {
         self.padding_idx
     }
 
-    /// The table as the lookup and the tied head use it, `[V, d]` (the parameter itself; its
-    /// padding row is zero by construction and receives no gradient).
-    pub fn weight_used(&self) -> Tensor<2> {
-        self.weight.val()
-    }
-
     /// Lookup: ids `[B, T]` → input embeddings `x [B, T, d]`, `x[b, t] = E[ids[b, t]]`.
     ///
     /// Ids are **not** checked here (that would sync the device every step); they must be

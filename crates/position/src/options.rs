@@ -92,9 +92,19 @@ impl SchemeOptions {
         let s = self.scheme.as_str();
         check(self.layout.is_some(), rope || s == "sinusoidal", "--layout");
         check(self.base.is_some(), rope || s == "sinusoidal", "--base");
-        for (set, name) in [
-            (self.partial_rotary_factor.is_some(), "--partial-rotary-factor"),
-            (self.scaling.is_some(), "--scaling"),
+        check(self.partial_rotary_factor.is_some(), rope, "--partial-rotary-factor");
+        check(self.scaling.is_some(), rope, "--scaling");
+        for (set, name) in self.scaling_options() {
+            check(set, rope, name);
+        }
+        check(self.max_len.is_some(), s == "learned", "--max-len");
+        check(self.init_std.is_some(), s == "learned", "--init-std");
+        out
+    }
+
+    /// Whether each RoPE-scaling option was given, with its flag name.
+    fn scaling_options(&self) -> [(bool, &'static str); 9] {
+        [
             (self.factor.is_some(), "--factor"),
             (self.max_position.is_some(), "--max-position"),
             (self.original_max.is_some(), "--original-max"),
@@ -104,12 +114,7 @@ impl SchemeOptions {
             (self.beta_fast.is_some(), "--beta-fast"),
             (self.beta_slow.is_some(), "--beta-slow"),
             (self.attention_factor.is_some(), "--attention-factor"),
-        ] {
-            check(set, rope, name);
-        }
-        check(self.max_len.is_some(), s == "learned", "--max-len");
-        check(self.init_std.is_some(), s == "learned", "--init-std");
-        out
+        ]
     }
 
     fn rope_scaling(&self) -> Result<RopeScaling, PositionError> {
@@ -142,17 +147,7 @@ impl SchemeOptions {
             "yarn" => &["--factor", "--original-max", "--beta-fast", "--beta-slow", "--attention-factor"],
             _ => &["--factor", "--original-max", "--low-freq-factor", "--high-freq-factor"],
         };
-        for (set, name) in [
-            (self.factor.is_some(), "--factor"),
-            (self.max_position.is_some(), "--max-position"),
-            (self.original_max.is_some(), "--original-max"),
-            (self.seq_len.is_some(), "--seq-len"),
-            (self.low_freq_factor.is_some(), "--low-freq-factor"),
-            (self.high_freq_factor.is_some(), "--high-freq-factor"),
-            (self.beta_fast.is_some(), "--beta-fast"),
-            (self.beta_slow.is_some(), "--beta-slow"),
-            (self.attention_factor.is_some(), "--attention-factor"),
-        ] {
+        for (set, name) in self.scaling_options() {
             if set && !allowed.contains(&name) {
                 return Err(PositionError::option(name, format!("does not apply to --scaling {kind}")));
             }

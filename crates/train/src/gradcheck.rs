@@ -106,7 +106,6 @@ pub struct Dump {
 
 /// Checks 1–3 on `model` (any head, any padding) for `batch`; fills `dump` when given.
 fn analytic_checks(model: &TinyLm, batch: &Batch, label: &str, tol: f64, dump: Option<&mut Dump>) -> Result<Vec<Check>, TrainError> {
-    let device = model.tok.weight.device();
     let (b, t, v, d) = (batch.batch, batch.seq, model.tok.vocab_size(), model.tok.d_model());
     let n = b * t;
     let pad = model.tok.padding_idx();
@@ -170,7 +169,6 @@ fn analytic_checks(model: &TinyLm, batch: &Batch, label: &str, tol: f64, dump: O
             dump.tensors.push((name.to_string(), data));
         }
     }
-    let _ = device;
     Ok(checks)
 }
 
