@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 use ember_device::device_from_name;
-use ember_train::data::{Dataset, Split};
-use ember_train::gradcheck::{self, Batch};
+use ember_train::config::Overrides;
+use ember_train::dataset::{Dataset, Split};
+use ember_train::gradcheck;
+use ember_train::run::RunDir;
 use ember_train::sample::SampleOptions;
 use ember_train::trainer::{train, TrainOptions};
 use ember_train::Config;
@@ -36,18 +37,8 @@ pub struct TrainArgs {
 }
 
 pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
-    let mut config = Config::load(&args.config)?;
-    if let Some(b) = args.backend {
-        config.backend = b;
-    }
-    if let Some(s) = args.steps {
-        config.train.steps = s;
-        config.train.warmup = config.train.warmup.min(s.saturating_sub(1));
-    }
-    if let Some(out) = args.out {
-        config.run.out_dir = out;
-    }
-    config.validate()?;
+    let overrides = Overrides { backend: args.backend, steps: args.steps, out_dir: args.out };
+    let config = Config::load(&args.config)?.with_overrides(&overrides)?;
     let device = device_from_name(&config.backend)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -70,11 +61,11 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
         println!("interrupted; continue with: ember train {} --resume", args.config.display());
         return Ok(130);
     }
-    let loaded = ember_train::run::load_run(&config.run.out_dir, &device)?;
+    let run = RunDir::new(&config.run.out_dir);
+    let loaded = run.load(&device)?;
     let options = SampleOptions { prompt: String::new(), tokens: 300, temperature: 0.8, top_k: Some(40), seed: config.train.seed, window: config.data.context };
     let text = ember_train::sample::sample(&loaded.model, &loaded.tokenizer, &options)?;
-    let run = ember_train::checkpoint::RunDir(config.run.out_dir.clone());
-    std::fs::write(run.sample(), &text).with_context(|| format!("writing {}", run.sample().display()))?;
+    run.save_sample(&text)?;
     println!("--- sample (temperature 0.8, top-k 40) ---\n{}\n---", text.trim_end());
     println!("run directory: {} (loss_curve.png, metrics.jsonl, checkpoint.bin)", config.run.out_dir.display());
     Ok(0)
@@ -101,27 +92,11 @@ pub struct GradcheckArgs {
 
 pub fn run_gradcheck(args: GradcheckArgs) -> anyhow::Result<i32> {
     let (config, vocab, batch) = match &args.config {
-        Some(path) => {
-            let mut config = Config::load(path)?;
-            // One small batch is enough and keeps the finite differences quick.
-            config.train.batch_size = config.train.batch_size.min(2);
-            config.data.context = config.data.context.min(16);
-            let data = Dataset::load(&config.data, None)?;
-            let (b, t) = (config.train.batch_size, config.data.context);
-            let ids = &data.ids(Split::Train)[..b * t + 1];
-            let batch = Batch { ids: ids[..b * t].to_vec(), targets: ids[1..].to_vec(), batch: b, seq: t };
-            (config, data.tokenizer.vocab_size(), batch)
-        }
+        Some(path) => gradcheck::problem_from_config(Config::load(path)?)?,
         None => gradcheck::default_problem(),
     };
     let backend = args.backend.clone().unwrap_or_else(|| config.backend.clone());
-    let name: ember_device::BackendName = backend.parse()?;
-    let mut device = name.device()?;
-    // f64 on the host backends. wgpu accepts f64 on lavapipe but its f64 kernels returned NaN
-    // in this model's forward pass (seen with Burn 0.22.1), so GPU backends check in f32.
-    if !args.f32 && name.is_host_cpu() {
-        gradcheck::try_f64(&mut device);
-    }
+    let device = gradcheck::check_device(backend.parse()?, args.f32)?;
     let report = gradcheck::run(&config, vocab, &batch, &device, args.dump.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -152,7 +127,7 @@ pub struct EvalArgs {
     pub stride: Option<usize>,
     /// train or val.
     #[arg(long, default_value = "val")]
-    pub split: String,
+    pub split: Split,
     /// Score at most this many tokens (default: the whole split).
     #[arg(long)]
     pub max_tokens: Option<usize>,
@@ -166,12 +141,8 @@ pub struct EvalArgs {
 
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<i32> {
     let device = device_from_name(&args.backend)?;
-    let split = match args.split.as_str() {
-        "train" => Split::Train,
-        "val" => Split::Val,
-        other => anyhow::bail!("--split must be `train` or `val`, got `{other}`"),
-    };
-    let run = ember_train::run::load_run(&args.run_dir, &device)?;
+    let split = args.split;
+    let run = RunDir::new(&args.run_dir).load(&device)?;
     let data = Dataset::load(&run.config.data, Some(run.tokenizer.clone()))?;
     let context = args.context.unwrap_or(run.config.data.context);
     let stride = args.stride.unwrap_or(context);
@@ -181,7 +152,7 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<i32> {
     } else {
         println!(
             "{} split: {} tokens, context {}, stride {}: loss {:.4}, perplexity {:.3}",
-            args.split, report.tokens, report.context, report.stride, report.loss, report.perplexity
+            args.split.as_str(), report.tokens, report.context, report.stride, report.loss, report.perplexity
         );
     }
     Ok(0)
@@ -198,7 +169,7 @@ pub struct SampleArgs {
     /// New tokens.
     #[arg(long, default_value_t = 300)]
     pub tokens: usize,
-    /// Softmax temperature.
+    /// Softmax temperature; 0 = greedy (always the most likely token).
     #[arg(long, default_value_t = 0.8)]
     pub temperature: f64,
     /// Keep the k most likely tokens.
@@ -214,7 +185,7 @@ pub struct SampleArgs {
 
 pub fn run_sample(args: SampleArgs) -> anyhow::Result<i32> {
     let device = device_from_name(&args.backend)?;
-    let run = ember_train::run::load_run(&args.run_dir, &device)?;
+    let run = RunDir::new(&args.run_dir).load(&device)?;
     let options = SampleOptions {
         prompt: args.prompt,
         tokens: args.tokens,

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use ember_position::PositionConfig;
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::{EmbedScale, ModelConfig, NormKind};
+use crate::model::TinyLmConfig;
 use crate::TrainError;
 
 /// A whole run's configuration.
@@ -37,57 +39,13 @@ fn default_backend() -> String {
     "flex".into()
 }
 
-/// Normalisation layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum NormKind {
-    /// LayerNorm (nanoGPT).
-    #[default]
-    Layernorm,
-    /// RMSNorm (LLaMA).
-    Rmsnorm,
-}
-
-/// `[model]`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// Residual width `d`.
-    pub d_model: usize,
-    /// Number of transformer blocks.
-    pub n_layers: usize,
-    /// Attention heads (`d_model` must divide by it).
-    pub n_heads: usize,
-    /// MLP hidden width = `mlp_ratio · d_model`.
-    #[serde(default = "default_mlp_ratio")]
-    pub mlp_ratio: usize,
-    /// `layernorm` or `rmsnorm`.
-    #[serde(default)]
-    pub norm: NormKind,
-    /// Biases in linear layers and norms (nanoGPT's recipe: false).
-    #[serde(default)]
-    pub bias: bool,
-    /// Dropout probability on attention output, MLP output and embeddings.
-    #[serde(default)]
-    pub dropout: f64,
-    /// Tie the LM head to the token table.
-    #[serde(default = "yes")]
-    pub tie_embeddings: bool,
-}
-
-fn default_mlp_ratio() -> usize {
-    4
-}
-fn yes() -> bool {
-    true
-}
-
 /// Which tokenizer turns the corpus into ids.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum TokenizerConfig {
-    /// One token per distinct character, ids in sorted order (nanoGPT).
-    Char,
+    /// One token per distinct character, ids in sorted order (nanoGPT). (An empty struct
+    /// variant, so that unknown keys next to `kind = "char"` are rejected.)
+    Char {},
     /// Byte-level BPE trained on the training split (offline) with `vocab_size` tokens.
     Bpe {
         /// Target vocabulary size.
@@ -117,7 +75,7 @@ pub struct DataConfig {
 }
 
 fn default_tokenizer() -> TokenizerConfig {
-    TokenizerConfig::Char
+    TokenizerConfig::Char {}
 }
 fn default_val_fraction() -> f64 {
     0.1
@@ -151,6 +109,9 @@ pub struct TrainConfig {
     /// Evaluate every this many steps (and at the end).
     #[serde(default = "default_eval_interval")]
     pub eval_interval: usize,
+    /// Print a step line every this many steps when the output is not a terminal.
+    #[serde(default = "default_log_interval")]
+    pub log_interval: usize,
     /// Batches averaged per evaluation.
     #[serde(default = "default_eval_batches")]
     pub eval_batches: usize,
@@ -167,6 +128,9 @@ fn default_betas() -> [f64; 2] {
 }
 fn default_eval_interval() -> usize {
     250
+}
+fn default_log_interval() -> usize {
+    100
 }
 fn default_eval_batches() -> usize {
     20
@@ -191,10 +155,21 @@ fn default_out_dir() -> PathBuf {
     PathBuf::from("runs/default")
 }
 
+/// What a command line may change in a loaded config (see [`Config::with_overrides`]).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--backend`.
+    pub backend: Option<String>,
+    /// `--steps` (must be ≥ 1).
+    pub steps: Option<usize>,
+    /// `--out`.
+    pub out_dir: Option<PathBuf>,
+}
+
 impl Config {
     /// Parse TOML text; unknown keys and bad values are errors naming the field.
     pub fn from_toml(text: &str) -> Result<Self, TrainError> {
-        let config: Config = toml::from_str(text).map_err(|e| TrainError::Config(e.to_string()))?;
+        let config: Config = toml::from_str(text).map_err(|e| TrainError::ConfigFile { path: PathBuf::new(), reason: e.to_string() })?;
         config.validate()?;
         Ok(config)
     }
@@ -202,9 +177,10 @@ impl Config {
     /// Read and parse a config file.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| TrainError::Config(format!("cannot read config {}: {e}", path.display())))?;
+            .map_err(|e| TrainError::ConfigFile { path: path.to_path_buf(), reason: format!("cannot read the config file: {e}") })?;
         Self::from_toml(&text).map_err(|e| match e {
-            TrainError::Config(msg) => TrainError::Config(format!("{}: {msg}", path.display())),
+            TrainError::ConfigFile { reason, .. } => TrainError::ConfigFile { path: path.to_path_buf(), reason },
+            TrainError::Config { field, reason } => TrainError::ConfigFile { path: path.to_path_buf(), reason: format!("`{field}`: {reason}") },
             other => other,
         })
     }
@@ -216,18 +192,12 @@ impl Config {
 
     /// Check values; the error names the field and the fix.
     pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |field: &str, why: String| Err(TrainError::Config(format!("`{field}`: {why}")));
-        let m = &self.model;
-        if m.d_model == 0 || m.n_layers == 0 || m.n_heads == 0 || m.mlp_ratio == 0 {
-            return bad("model", "d_model, n_layers, n_heads and mlp_ratio must all be ≥ 1".into());
-        }
-        if m.d_model % m.n_heads != 0 {
-            return bad("model.n_heads", format!("d_model = {} is not divisible by n_heads = {}", m.d_model, m.n_heads));
-        }
-        if !(0.0..1.0).contains(&m.dropout) {
-            return bad("model.dropout", format!("{} is not in [0, 1)", m.dropout));
-        }
-        if let Err(e) = self.position.validate(m.d_model, m.n_heads) {
+        let bad = |field: &str, why: String| Err(TrainError::config(field, why));
+        self.model.validate().map_err(|e| match e {
+            crate::model::ModelError::Invalid { field, reason } => TrainError::config(field, reason),
+            other => other.into(),
+        })?;
+        if let Err(e) = self.position.validate(self.model.d_model, self.model.n_heads) {
             return bad("position", e.to_string());
         }
         let d = &self.data;
@@ -266,13 +236,36 @@ impl Config {
         if t.weight_decay < 0.0 || t.grad_clip < 0.0 {
             return bad("train", "weight_decay and grad_clip must be ≥ 0".into());
         }
-        if t.eval_interval == 0 || t.eval_batches == 0 {
-            return bad("train", "eval_interval and eval_batches must be ≥ 1".into());
+        if t.eval_interval == 0 || t.eval_batches == 0 || t.log_interval == 0 {
+            return bad("train", "eval_interval, eval_batches and log_interval must be ≥ 1".into());
         }
         if let Err(e) = self.backend.parse::<ember_device::BackendName>() {
             return bad("backend", e.to_string());
         }
         Ok(())
+    }
+
+    /// The model this config trains, for a tokenizer of `vocab_size` tokens.
+    pub fn tiny_lm(&self, vocab_size: usize) -> TinyLmConfig {
+        TinyLmConfig::new(vocab_size, self.model.clone(), self.position.clone())
+    }
+
+    /// Apply command-line overrides: backend, a step budget (the warm-up is shortened to
+    /// fit it, as `--steps 10` on a 100-step warm-up config would otherwise be invalid),
+    /// run directory. Validates the result.
+    pub fn with_overrides(mut self, o: &Overrides) -> Result<Self, TrainError> {
+        if let Some(b) = &o.backend {
+            self.backend = b.clone();
+        }
+        if let Some(s) = o.steps {
+            self.train.steps = s;
+            self.train.warmup = self.train.warmup.min(s.saturating_sub(1));
+        }
+        if let Some(out) = &o.out_dir {
+            self.run.out_dir = out.clone();
+        }
+        self.validate()?;
+        Ok(self)
     }
 
     fn position_max_len(&self) -> Option<usize> {

@@ -13,7 +13,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::data::Split;
+use crate::dataset::Split;
 use crate::model::TinyLm;
 use crate::TrainError;
 
@@ -38,12 +38,12 @@ pub struct EvalReport {
 /// first ones), for quick checks. See the module docs.
 pub fn evaluate_split(model: &TinyLm, ids: &[u32], split: Split, context: usize, stride: usize, max_tokens: Option<usize>, device: &Device) -> Result<EvalReport, TrainError> {
     if context == 0 || stride == 0 || stride > context {
-        return Err(TrainError::Eval(format!("need 1 ≤ stride ≤ context, got stride {stride}, context {context}")));
+        return Err(TrainError::request("--stride", format!("need 1 ≤ stride ≤ context, got stride {stride}, context {context}")));
     }
     if let Some(max) = model.pos.max_len() {
         if context > max {
-            return Err(TrainError::Eval(format!(
-                "context {context} is longer than the learned position table ({max} positions): a learned scheme \
+            return Err(TrainError::request("--context", format!(
+                "{context} is longer than the learned position table ({max} positions): a learned scheme \
                  cannot evaluate past its table; use --context {max} or less, or a scheme that extrapolates (rope, alibi, sinusoidal, none)"
             )));
         }
@@ -51,7 +51,7 @@ pub fn evaluate_split(model: &TinyLm, ids: &[u32], split: Split, context: usize,
     let limit = max_tokens.map_or(ids.len(), |m| (m + 1).min(ids.len()));
     let ids = &ids[..limit];
     if ids.len() < 2 {
-        return Err(TrainError::Eval("the split has fewer than 2 tokens".into()));
+        return Err(TrainError::request("--split", "the split has fewer than 2 tokens"));
     }
     // (window start, window length, targets scored at its end)
     let mut windows = Vec::new();

@@ -6,9 +6,10 @@
 //!
 //! 1. `head weights`: autodiff's gradient of the head's use of `W` vs `(P − Y)ᵀ H / n`;
 //! 2. `hidden states`: autodiff's gradient at `H` vs `(P − Y) W / n`;
-//! 3. `table sum rule`: autodiff's total table gradient vs head part + lookup part (the
-//!    scatter-add of autodiff's gradient at the embedding output into the ids' rows); untied:
-//!    the table gets the lookup part only;
+//! 3. `table sum rule`: autodiff's total table gradient vs head part + lookup part. The
+//!    model feeds `x = s·E[ids]` to its body (`s` the input-embedding scale) while the tied
+//!    head reads the unscaled `E`, so the lookup part is `s ·` the scatter-add of autodiff's
+//!    gradient at `x` into the ids' rows; untied: the table gets the lookup part only;
 //! 4. `finite differences`: `(L(θ+ε) − L(θ−ε)) / 2ε` on sampled entries of the table and of
 //!    layer 0's `qkv` weight vs autodiff;
 //! 5. the same on an untied model, and on a batch with pad tokens and pad targets (the pad
@@ -116,8 +117,8 @@ fn analytic_checks(model: &TinyLm, batch: &Batch, label: &str, tol: f64, dump: O
     let loss = cross_entropy(model.forward(ids.clone(), 0)?, targets.clone(), pad);
     let total = GradientsParams::from_grads(loss.backward(), model).get::<2>(model.tok.weight.id).expect("table is a parameter");
 
-    // Split graph: the embedding output and the final hidden states as leaves.
-    let x = model.tok.forward(ids.clone()).detach().require_grad();
+    // Split graph: the (scaled) lookup output and the final hidden states as leaves.
+    let x = model.lookup(ids.clone()).detach().require_grad();
     let h = model.hidden_from_embeddings(x.clone(), 0)?;
     let h_leaf = h.clone().detach().require_grad();
     let logits = model.head.logits(h_leaf.clone(), &model.tok);
@@ -137,7 +138,7 @@ fn analytic_checks(model: &TinyLm, batch: &Batch, label: &str, tol: f64, dump: O
     let rows = model.head.rows(&model.tok).inner();
     let dz = logits_grad(logits.inner().reshape([n, v]), targets.clone().inner().reshape([n]), pad);
     let head_part = head_rows_grad(dz.clone(), hid.clone());
-    let lookup_part = lookup_grad(ids.clone().inner().reshape([n]), g_x.clone(), v, pad);
+    let lookup_part = lookup_grad(ids.clone().inner().reshape([n]), g_x.clone(), v, pad).mul_scalar(model.embed_scale());
     let expected_table = match model.head.kind() {
         LmHeadKind::Tied => head_part.clone() + lookup_part.clone(),
         LmHeadKind::Untied => lookup_part.clone(),
@@ -268,13 +269,13 @@ pub fn run(config: &Config, vocab: usize, batch: &Batch, device: &Device, dump: 
     let mut checks = Vec::new();
     let mut dumped = Dump { tensors: Vec::new() };
 
-    let tied = TinyLm::new(config, vocab, &ad)?;
+    let tied = config.tiny_lm(vocab).init(&ad)?;
     checks.extend(analytic_checks(&tied, batch, "", tol, dump.is_some().then_some(&mut dumped))?);
     checks.extend(finite_difference_checks(&tied, batch, eps, fd_tol, "")?);
 
     let mut untied_cfg = config.clone();
     untied_cfg.model.tie_embeddings = !config.model.tie_embeddings;
-    let other = TinyLm::new(&untied_cfg, vocab, &ad)?;
+    let other = untied_cfg.tiny_lm(vocab).init(&ad)?;
     let label = if untied_cfg.model.tie_embeddings { "tied: " } else { "untied: " };
     checks.extend(analytic_checks(&other, batch, label, tol, None)?);
 
@@ -285,7 +286,7 @@ pub fn run(config: &Config, vocab: usize, batch: &Batch, device: &Device, dump: 
         padded.ids[k] = 0;
         padded.targets[(k + 1) % n] = 0;
     }
-    let with_pad = TinyLm::new_with_padding(config, vocab, Some(0), &ad)?;
+    let with_pad = config.tiny_lm(vocab).with_padding_idx(Some(0)).init(&ad)?;
     checks.extend(analytic_checks(&with_pad, &padded, "padding: ", tol, None)?);
     checks.extend(finite_difference_checks(&with_pad, &padded, eps, fd_tol, "padding: ")?);
 
@@ -305,14 +306,14 @@ pub fn write_safetensors(dump: &Dump, path: &Path) -> Result<(), TrainError> {
             DType::F32 => Dtype::F32,
             DType::I64 => Dtype::I64,
             DType::I32 => Dtype::I32,
-            other => return Err(TrainError::Data(format!("cannot dump {name} of dtype {other:?}"))),
+            other => return Err(TrainError::Encode { path: path.into(), reason: format!("cannot dump {name} of dtype {other:?}") }),
         };
         let view = TensorView::new(dtype, data.shape().to_vec(), data.as_bytes())
-            .map_err(|e| TrainError::Data(format!("cannot dump {name}: {e}")))?;
+            .map_err(|e| TrainError::Encode { path: path.into(), reason: format!("cannot dump {name}: {e}") })?;
         views.insert(name.clone(), view);
     }
-    let bytes = safetensors::serialize(views, None).map_err(|e| TrainError::Data(format!("cannot write {}: {e}", path.display())))?;
-    crate::checkpoint::write_atomic(path, &bytes)
+    let bytes = safetensors::serialize(views, None).map_err(|e| TrainError::Encode { path: path.into(), reason: e.to_string() })?;
+    crate::run::write_atomic(path, &bytes)
 }
 
 /// Switch `device`'s default float type to f64 when the backend supports it (probed with a
@@ -334,6 +335,30 @@ pub fn try_f64(device: &mut Device) -> bool {
         let _ = device.configure(FloatDType::F32);
     }
     ok
+}
+
+/// The problem `ember gradcheck CONFIG` checks: `config`'s model and position scheme on one
+/// small batch (`B ≤ 2`, `T ≤ 16`, keeping the finite differences quick) from the start of
+/// its training split. Returns the adjusted config, the vocabulary size and the batch.
+pub fn problem_from_config(mut config: Config) -> Result<(Config, usize, Batch), TrainError> {
+    config.train.batch_size = config.train.batch_size.min(2);
+    config.data.context = config.data.context.min(16);
+    let data = crate::dataset::Dataset::load(&config.data, None)?;
+    let (b, t) = (config.train.batch_size, config.data.context);
+    let ids = &data.ids(crate::dataset::Split::Train)[..b * t + 1];
+    let batch = Batch { ids: ids[..b * t].to_vec(), targets: ids[1..].to_vec(), batch: b, seq: t };
+    Ok((config, data.tokenizer.vocab_size(), batch))
+}
+
+/// The device a gradient check runs on: `backend` in f64 on the host backends (flex,
+/// ndarray) unless `force_f32`; GPU backends always in f32 (wgpu accepts f64 on lavapipe
+/// but its f64 kernels returned NaN in this model's forward pass with Burn 0.22.1).
+pub fn check_device(backend: ember_device::BackendName, force_f32: bool) -> Result<Device, TrainError> {
+    let mut device = backend.device()?;
+    if !force_f32 && backend.is_host_cpu() {
+        try_f64(&mut device);
+    }
+    Ok(device)
 }
 
 /// The default problem of `ember gradcheck` without a config: a 2-layer, 4-head, d = 32

@@ -1,18 +1,23 @@
 //! # ember-train
 //!
 //! A tiny GPT-style language model trained from a TOML config, and the proof that its
-//! gradients are right.
+//! gradients are right. One concept per file:
 //!
-//! - [`config`]: the TOML schema (unknown keys rejected, errors name the field);
-//! - [`data`]: corpus → tokenizer → train/val ids → random windows;
-//! - [`model`]: [`TinyLm`], readable top to bottom;
-//! - [`trainer`]: AdamW, warm-up + cosine, clipping, eval, checkpoints, resume;
+//! - [`config`]: the TOML schema of a run (unknown keys rejected, errors name the field);
+//! - [`model`]: [`TinyLm`] and its own [`TinyLmConfig`](model::TinyLmConfig) (no training
+//!   settings), with `attention`, `mlp`, `block`, `norm` beside it;
+//! - [`tokenizer`]: text ↔ ids (characters, offline BPE, a user's `tokenizer.json`);
+//! - [`dataset`]: corpus → train/val ids → batches of random windows ([`dataset::Batches`]);
+//! - [`trainer`]: AdamW, warm-up + cosine, clipping, evaluation, NaN guard, Ctrl-C;
+//! - [`run`]: the run directory — layout, create, load, list — and its atomic checkpoint;
+//! - [`metrics`]: `metrics.jsonl` and the progress display;
+//! - [`eval`]: loss and perplexity over a whole split (non-overlapping or sliding windows);
+//! - [`sample`]: text generation (temperature, top-k, greedy);
 //! - [`gradcheck`]: analytic softmax-CE gradients and finite differences vs autodiff;
-//! - [`eval`], [`sample`]: perplexity (sliding window) and generation from a run directory.
+//! - [`error`]: [`TrainError`], one variant per failure kind.
 
-pub mod checkpoint;
 pub mod config;
-pub mod data;
+pub mod dataset;
 pub mod error;
 pub mod eval;
 pub mod gradcheck;
@@ -20,8 +25,9 @@ pub mod metrics;
 pub mod model;
 pub mod run;
 pub mod sample;
+pub mod tokenizer;
 pub mod trainer;
 
 pub use config::Config;
 pub use error::TrainError;
-pub use model::TinyLm;
+pub use model::{TinyLm, TinyLmConfig};

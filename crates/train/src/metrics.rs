@@ -20,13 +20,29 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Open (`append` when resuming, else truncate).
-    pub fn open(path: &Path, append: bool) -> Result<Self, TrainError> {
+    /// Open for a fresh run (`resume_at = None`: truncate) or for a run resumed from a
+    /// checkpoint at `resume_at = Some(k)` completed steps: lines the crashed run logged
+    /// after its checkpoint (training steps ≥ k, evaluations after k) are dropped, so the
+    /// resumed run does not log those steps twice.
+    pub fn open(path: &Path, resume_at: Option<usize>) -> Result<Self, TrainError> {
+        if let Some(k) = resume_at {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let kept: String = text
+                .lines()
+                .filter(|line| {
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { return false };
+                    let step = v["step"].as_u64().unwrap_or(u64::MAX) as usize;
+                    if v.get("loss").is_some() { step < k } else { step <= k }
+                })
+                .map(|line| format!("{line}\n"))
+                .collect();
+            crate::run::write_atomic(path, kept.as_bytes())?;
+        }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
-            .append(append)
-            .truncate(!append)
+            .append(resume_at.is_some())
+            .truncate(resume_at.is_none())
             .open(path)
             .map_err(|e| TrainError::write(path, e))?;
         Ok(Self { file, path: path.to_path_buf() })
@@ -47,16 +63,61 @@ impl MetricsLog {
     }
 }
 
-/// A progress bar over `total` steps starting at `done` (hidden when `quiet` or when
-/// stderr is not a terminal).
-pub fn progress_bar(total: usize, done: usize, quiet: bool) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total as u64), if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} step {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}")
-            .expect("valid template"),
-    );
-    bar.set_position(done as u64);
-    bar
+/// What a training run shows while it runs.
+///
+/// - stderr a terminal: a progress bar there (step, loss, lr, tokens/s, ETA);
+/// - stdout not a terminal (CI, `nohup`, `| tee log`): plain lines on stdout, flushed as
+///   they come — every evaluation, and a step line every `log_interval` steps (nanoGPT's
+///   `iter N: loss …` lines), so a log file is never empty until the end;
+/// - `quiet`: nothing.
+pub struct Progress {
+    bar: ProgressBar,
+    plain: bool,
+    log_interval: usize,
+}
+
+impl Progress {
+    /// Over `total` steps, `done` of them already done (a resumed run).
+    pub fn new(total: usize, done: usize, quiet: bool, log_interval: usize) -> Self {
+        use std::io::IsTerminal;
+        let bar = ProgressBar::with_draw_target(Some(total as u64), if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} step {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}")
+                .expect("valid template"),
+        );
+        bar.set_position(done as u64);
+        let plain = !quiet && (bar.is_hidden() || !std::io::stdout().is_terminal());
+        Self { bar, plain, log_interval: log_interval.max(1) }
+    }
+
+    /// After step `step` (0-based) finished with `loss`.
+    pub fn step(&self, step: usize, loss: f64, lr: f64, tokens_per_s: f64) {
+        self.bar.set_position(step as u64 + 1);
+        self.bar.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {tokens_per_s:.0} tok/s"));
+        if self.plain && step % self.log_interval == 0 {
+            self.print(format!("step {step:>5}: loss {loss:.4}, lr {lr:.2e}, {tokens_per_s:.0} tokens/s"));
+        }
+    }
+
+    /// A line that must reach the user (an evaluation, an interruption).
+    pub fn println(&self, line: String) {
+        if self.plain {
+            self.print(line);
+        } else {
+            self.bar.println(line);
+        }
+    }
+
+    fn print(&self, line: String) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// Remove the bar (the run ended).
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// Read `metrics.jsonl` into (training steps, evaluations).
@@ -66,7 +127,7 @@ pub fn read_metrics(path: &Path) -> Result<(Vec<(f64, f64)>, Vec<(f64, f64, f64)
     let (mut steps, mut evals) = (Vec::new(), Vec::new());
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| TrainError::Data(format!("{}: bad line {line:?}: {e}", path.display())))?;
+            .map_err(|e| TrainError::checkpoint(path, format!("bad metrics line {line:?}: {e}")))?;
         let step = v["step"].as_f64().unwrap_or(0.0);
         if let Some(loss) = v["loss"].as_f64() {
             steps.push((step, loss));
@@ -111,5 +172,5 @@ pub fn plot_loss_curve(metrics: &Path, out: &Path) -> Result<(), TrainError> {
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| TrainError::Data(format!("cannot draw {}: {e}", out.display())))
+    draw().map_err(|e| TrainError::Encode { path: out.to_path_buf(), reason: e.to_string() })
 }

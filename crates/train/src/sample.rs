@@ -1,14 +1,14 @@
 //! Autoregressive sampling with temperature and top-k.
 //!
 //! Each new token is drawn from `softmax(z / temperature)` restricted to the `top_k` largest
-//! logits of the last position, with the model seeing at most `window` tokens (its
+//! logits of the last position (temperature 0: the most likely token, greedy decoding), with the model seeing at most `window` tokens (its
 //! training context). Draws use a seeded host RNG: the same seed gives the same text.
 
 use burn::tensor::activation::softmax;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::data::Tokenizer;
+use crate::tokenizer::Tokenizer;
 use crate::model::TinyLm;
 use crate::TrainError;
 
@@ -19,7 +19,7 @@ pub struct SampleOptions {
     pub prompt: String,
     /// New tokens to generate.
     pub tokens: usize,
-    /// Softmax temperature (> 0).
+    /// Softmax temperature (≥ 0; 0 = greedy: always the most likely token).
     pub temperature: f64,
     /// Keep only the `k` most likely tokens (None: all).
     pub top_k: Option<usize>,
@@ -31,11 +31,11 @@ pub struct SampleOptions {
 
 /// Generate text: returns the prompt followed by the new tokens, decoded.
 pub fn sample(model: &TinyLm, tokenizer: &Tokenizer, options: &SampleOptions) -> Result<String, TrainError> {
-    if !(options.temperature > 0.0 && options.temperature.is_finite()) {
-        return Err(TrainError::Eval(format!("--temperature must be > 0, got {}", options.temperature)));
+    if !(options.temperature >= 0.0 && options.temperature.is_finite()) {
+        return Err(TrainError::request("--temperature", format!("must be ≥ 0 (0 = greedy), got {}", options.temperature)));
     }
     if options.top_k == Some(0) {
-        return Err(TrainError::Eval("--top-k must be ≥ 1".into()));
+        return Err(TrainError::request("--top-k", "must be ≥ 1"));
     }
     let mut ids = if options.prompt.is_empty() {
         vec![tokenizer.encode("\n").ok().and_then(|v| v.first().copied()).unwrap_or(0)]
@@ -49,10 +49,26 @@ pub fn sample(model: &TinyLm, tokenizer: &Tokenizer, options: &SampleOptions) ->
         let ctx = &ids[ids.len().saturating_sub(window)..];
         let x = model.tok.ids_tensor(ctx, 1, ctx.len())?;
         let last = model.forward(x, 0)?.slice([0..1, ctx.len() - 1..ctx.len(), 0..v]).reshape([v]);
+        if options.temperature == 0.0 {
+            let logits: Vec<f64> = last.into_data().convert::<f64>().try_to_vec().expect("floats");
+            ids.push(argmax(&logits));
+            continue;
+        }
         let probs: Vec<f64> = softmax(last.div_scalar(options.temperature), 0).into_data().convert::<f64>().try_to_vec().expect("floats");
         ids.push(draw(&probs, options.top_k, &mut rng));
     }
     tokenizer.decode(&ids)
+}
+
+/// The index of the largest entry (the first one on ties).
+fn argmax(values: &[f64]) -> u32 {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 /// Draw an index from `probs` restricted to its `top_k` largest entries.
@@ -89,5 +105,12 @@ mod tests {
         }
         // top-2 renormalises over {1, 2}: token 0 never drawn
         assert!((0..500).all(|_| draw(&p, Some(2), &mut rng) != 0));
+    }
+
+    #[test]
+    fn argmax_takes_the_largest_and_the_first_of_ties() {
+        assert_eq!(argmax(&[0.1, -3.0, 2.5, 2.4]), 2);
+        assert_eq!(argmax(&[-1.0, 7.0, 7.0]), 1);
+        assert_eq!(argmax(&[-5.0]), 0);
     }
 }

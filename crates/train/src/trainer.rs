@@ -16,11 +16,12 @@ use burn::tensor::{Device, Tensor};
 use ember_embed::loss::cross_entropy;
 use serde::Serialize;
 
-use crate::checkpoint::{Checkpoint, RunDir, TrainState};
 use crate::config::{Config, TrainConfig};
-use crate::data::{Dataset, Split};
+use crate::dataset::{Batches, Dataset, Split, Stream};
 use crate::metrics::MetricsLog;
 use crate::model::TinyLm;
+use crate::run::{checkpoint, Checkpoint, RunDir, TrainState};
+use crate::tokenizer::Tokenizer;
 use crate::TrainError;
 
 /// Learning rate at `step` (0-based): linear warm-up `lr·(step+1)/(warmup+1)`, then cosine
@@ -128,9 +129,9 @@ pub struct TrainOutcome {
     pub steps: usize,
     /// Training loss of each step run in this call, in order (`(step, loss)`).
     pub losses: Vec<(usize, f64)>,
-    /// Final evaluation: mean train and val loss.
+    /// Final evaluation: mean train loss over the fixed evaluation batches.
     pub final_train_loss: f64,
-    /// Final evaluation: mean val loss.
+    /// Final evaluation: mean val loss over the fixed evaluation batches.
     pub final_val_loss: f64,
     /// Whether the run stopped early on Ctrl-C.
     pub interrupted: bool,
@@ -140,52 +141,55 @@ pub struct TrainOutcome {
     pub tokens_per_s: f64,
 }
 
-/// Mean loss over `batches` fixed batches of `split` (the same batches at every eval).
-pub fn evaluate(model: &TinyLm, data: &Dataset, config: &Config, split: Split, batches: usize, device: &Device) -> Result<f64, TrainError> {
-    let (t, stream) = (&config.train, if split == Split::Train { 1 } else { 2 });
+/// Estimate the loss on `split` (nanoGPT's `estimate_loss`): the mean over
+/// `train.eval_batches` fixed batches of the split's evaluation stream (the same batches at
+/// every evaluation). For the loss over a *whole* split see [`crate::eval::evaluate_split`].
+pub fn estimate_loss(model: &TinyLm, data: &Dataset, config: &Config, split: Split, device: &Device) -> Result<f64, TrainError> {
+    let batches = Batches::of(config, Stream::eval(split));
+    let n = config.train.eval_batches;
     let mut sum = 0.0;
-    for i in 0..batches {
-        let (x, y) = data.batch(split, t.batch_size, config.data.context, t.seed, stream, i as u64, device);
+    for i in 0..n {
+        let (x, y) = data.batch(&batches, i as u64, device);
         let logits = model.forward(x, 0)?;
         sum += cross_entropy(logits, y, model.tok.padding_idx()).into_scalar::<f64>();
     }
-    Ok(sum / batches as f64)
+    Ok(sum / n as f64)
 }
 
 /// Train `config` on `device` into `config.run.out_dir`. See the module docs.
 pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result<TrainOutcome, TrainError> {
-    let run = RunDir(config.run.out_dir.clone());
-    std::fs::create_dir_all(&run.0).map_err(|e| TrainError::write(&run.0, e))?;
+    let run = RunDir::new(&config.run.out_dir);
+    run.ensure()?;
     let t = &config.train;
     let ad = device.clone().autodiff();
 
     // Data, tokenizer, model, optimizer — fresh or from the checkpoint.
     let resume = options.resume && run.checkpoint().exists();
     if options.resume && !resume {
-        return Err(TrainError::Checkpoint(format!("--resume: no checkpoint at {}; train without --resume first", run.checkpoint().display())));
+        return Err(TrainError::checkpoint(run.checkpoint(), "--resume: no checkpoint here; train without --resume first"));
     }
-    let tokenizer = if resume { Some(crate::data::Tokenizer::load(&run.tokenizer())?) } else { None };
+    let tokenizer = if resume { Some(Tokenizer::load(&run.tokenizer())?) } else { None };
     let data = Dataset::load(&config.data, tokenizer)?;
     ad.seed(t.seed);
-    let mut model = TinyLm::new(config, data.tokenizer.vocab_size(), &ad)?;
+    let mut model = config.tiny_lm(data.tokenizer.vocab_size()).init(&ad)?;
     let mut optim = optimizer(t);
     let mut state = TrainState { step: 0, elapsed_s: 0.0, tokens: 0 };
     if resume {
         let ck = Checkpoint::load(&run.checkpoint())?;
-        model = crate::checkpoint::load_model(model, ck.model, &run.checkpoint())?;
-        optim = crate::checkpoint::load_optim(optim, ck.optim, &run.checkpoint())?;
+        model = checkpoint::load_model(model, ck.model, &run.checkpoint())?;
+        optim = checkpoint::load_optim(optim, ck.optim, &run.checkpoint())?;
         state = ck.state;
     } else {
-        std::fs::write(run.config(), config.to_toml()).map_err(|e| TrainError::write(run.config(), e))?;
-        data.tokenizer.save(&run.tokenizer())?;
+        run.create(config, &data.tokenizer)?;
     }
-    let mut metrics = MetricsLog::open(&run.metrics(), resume)?;
+    let mut metrics = MetricsLog::open(&run.metrics(), resume.then_some(state.step))?;
     let save = |model: &TinyLm, optim: &burn::optim::ModuleOptimizer, state: &TrainState| -> Result<(), TrainError> {
-        let (m, o) = crate::checkpoint::to_bytes(model, optim)?;
+        let (m, o) = checkpoint::to_bytes(model, optim)?;
         Checkpoint { state: state.clone(), model: m, optim: o }.save(&run.checkpoint())
     };
+    let train_batches = Batches::of(config, Stream::Train);
 
-    let progress = crate::metrics::progress_bar(t.steps, state.step, options.quiet);
+    let progress = crate::metrics::Progress::new(t.steps, state.step, options.quiet, t.log_interval);
     let tokens_per_step = (t.batch_size * config.data.context) as u64;
     let started = Instant::now();
     let first_step = state.step;
@@ -197,11 +201,11 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
         let step = state.step;
         let lr = lr_at(step, t);
         ad.seed(t.seed.wrapping_add(1 + step as u64));
-        let (x, y) = data.batch(Split::Train, t.batch_size, config.data.context, t.seed, 0, step as u64, &ad);
+        let (x, y) = data.batch(&train_batches, step as u64, &ad);
         let loss = cross_entropy(model.forward(x, 0)?, y, model.tok.padding_idx());
         let value = loss.clone().into_scalar::<f64>();
         if !value.is_finite() {
-            progress.abandon();
+            progress.finish();
             let checkpoint = if run.checkpoint().exists() { run.checkpoint().display().to_string() } else { "none written yet".into() };
             return Err(TrainError::NonFiniteLoss { step, value, checkpoint });
         }
@@ -219,8 +223,7 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
         let elapsed = started.elapsed().as_secs_f64();
         let tok_s = (state.step - first_step) as f64 * tokens_per_step as f64 / elapsed.max(1e-9);
         metrics.step(step, value, lr, tok_s)?;
-        progress.set_position(state.step as u64);
-        progress.set_message(format!("loss {value:.4}  lr {lr:.2e}  {tok_s:.0} tok/s"));
+        progress.step(step, value, lr, tok_s);
 
         let last = state.step == t.steps;
         let stop = !last
@@ -228,8 +231,8 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
         if state.step % t.eval_interval == 0 || last {
             let eval_model = model.valid();
             let dev = device.clone();
-            let tr = evaluate(&eval_model, &data, config, Split::Train, t.eval_batches, &dev)?;
-            let va = evaluate(&eval_model, &data, config, Split::Val, t.eval_batches, &dev)?;
+            let tr = estimate_loss(&eval_model, &data, config, Split::Train, &dev)?;
+            let va = estimate_loss(&eval_model, &data, config, Split::Val, &dev)?;
             metrics.eval(state.step, tr, va)?;
             last_eval = Some((state.step, tr, va));
             progress.println(format!("step {:>5}: train loss {tr:.4}, val loss {va:.4}", state.step));
@@ -245,7 +248,7 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
             break;
         }
     }
-    progress.finish_and_clear();
+    progress.finish();
     let ran = state.step - first_step;
     let secs = started.elapsed().as_secs_f64();
     let (final_train_loss, final_val_loss) = match last_eval {
@@ -253,8 +256,8 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
         _ => {
             let eval_model = model.valid();
             (
-                evaluate(&eval_model, &data, config, Split::Train, t.eval_batches, device)?,
-                evaluate(&eval_model, &data, config, Split::Val, t.eval_batches, device)?,
+                estimate_loss(&eval_model, &data, config, Split::Train, device)?,
+                estimate_loss(&eval_model, &data, config, Split::Val, device)?,
             )
         }
     };

@@ -1,13 +1,11 @@
-//! Run directories and atomic checkpoints.
+//! The checkpoint file of a run directory, and atomic writes.
 //!
-//! A run directory holds `config.toml` (resolved), `tokenizer.json`, `metrics.jsonl`,
-//! `checkpoint.bin`, `loss_curve.png`, `sample.txt`. A checkpoint is ONE file so it is
-//! replaced atomically (written to `checkpoint.bin.tmp`, synced, renamed): a crash or a NaN
+//! A checkpoint is ONE file so it is replaced atomically (written to `checkpoint.bin.tmp`, synced, renamed): a crash or a NaN
 //! never leaves a half-written or mixed checkpoint. Layout (little endian):
 //! `b"EMBERCK1" | u64 len | state JSON | u64 len | model burnpack | u64 len | optimizer burnpack`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,37 +45,6 @@ pub struct Checkpoint {
     pub optim: Vec<u8>,
 }
 
-/// Paths inside a run directory.
-#[derive(Clone, Debug)]
-pub struct RunDir(pub PathBuf);
-
-impl RunDir {
-    /// `config.toml`
-    pub fn config(&self) -> PathBuf {
-        self.0.join("config.toml")
-    }
-    /// `tokenizer.json`
-    pub fn tokenizer(&self) -> PathBuf {
-        self.0.join("tokenizer.json")
-    }
-    /// `metrics.jsonl`
-    pub fn metrics(&self) -> PathBuf {
-        self.0.join("metrics.jsonl")
-    }
-    /// `checkpoint.bin`
-    pub fn checkpoint(&self) -> PathBuf {
-        self.0.join("checkpoint.bin")
-    }
-    /// `loss_curve.png`
-    pub fn loss_curve(&self) -> PathBuf {
-        self.0.join("loss_curve.png")
-    }
-    /// `sample.txt`
-    pub fn sample(&self) -> PathBuf {
-        self.0.join("sample.txt")
-    }
-}
-
 impl Checkpoint {
     /// Serialize and write atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
@@ -94,7 +61,7 @@ impl Checkpoint {
     /// Read a checkpoint; a truncated or foreign file is a clear error.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
         let bytes = std::fs::read(path).map_err(|e| TrainError::read(path, e))?;
-        let corrupt = |why: &str| TrainError::Checkpoint(format!("{} is not a valid ember checkpoint ({why}); delete it or point to another run", path.display()));
+        let corrupt = |why: &str| TrainError::checkpoint(path, format!("not a valid ember checkpoint ({why}); delete it or point to another run"));
         if bytes.len() < 8 || &bytes[..8] != MAGIC {
             return Err(corrupt("bad header"));
         }
@@ -122,8 +89,8 @@ impl Checkpoint {
 /// Model and optimizer records as burnpack bytes.
 pub fn to_bytes(model: &crate::model::TinyLm, optim: &burn::optim::ModuleOptimizer) -> Result<(Vec<u8>, Vec<u8>), TrainError> {
     use burn::module::Module;
-    let m = model.clone().into_record().into_bytes().map_err(|e| TrainError::Checkpoint(format!("cannot serialize the model: {e:?}")))?;
-    let o = optim.into_bytes().map_err(|e| TrainError::Checkpoint(format!("cannot serialize the optimizer: {e:?}")))?;
+    let m = model.clone().into_record().into_bytes().map_err(|e| TrainError::checkpoint("", format!("cannot serialize the model: {e:?}")))?;
+    let o = optim.into_bytes().map_err(|e| TrainError::checkpoint("", format!("cannot serialize the optimizer: {e:?}")))?;
     Ok((m.to_vec(), o.to_vec()))
 }
 
@@ -131,17 +98,17 @@ pub fn to_bytes(model: &crate::model::TinyLm, optim: &burn::optim::ModuleOptimiz
 pub fn load_model(model: crate::model::TinyLm, bytes: Vec<u8>, path: &Path) -> Result<crate::model::TinyLm, TrainError> {
     use burn::module::Module;
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| TrainError::Checkpoint(format!("{}: unreadable model record: {e:?}", path.display())))?;
-    model.try_load_record(record).map_err(|e| {
-        TrainError::Checkpoint(format!("{}: the weights do not fit this config's model ({e:?}); was config.toml edited?", path.display()))
-    })
+        .map_err(|e| TrainError::checkpoint(path, format!("unreadable model record: {e:?}")))?;
+    model
+        .try_load_record(record)
+        .map_err(|e| TrainError::checkpoint(path, format!("the weights do not fit this config's model ({e:?}); was config.toml edited?")))
 }
 
 /// Load optimizer state from burnpack bytes.
 pub fn load_optim(optim: burn::optim::ModuleOptimizer, bytes: Vec<u8>, path: &Path) -> Result<burn::optim::ModuleOptimizer, TrainError> {
     optim
         .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| TrainError::Checkpoint(format!("{}: unreadable optimizer state: {e:?}", path.display())))
+        .map_err(|e| TrainError::checkpoint(path, format!("unreadable optimizer state: {e:?}")))
 }
 
 #[cfg(test)]

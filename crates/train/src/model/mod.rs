@@ -1,0 +1,159 @@
+//! `TinyLm`: a GPT-style decoder, readable top to bottom.
+//!
+//! ```text
+//! ids [B,T] ─ TokenEmbedding ─▶ ·s ─▶ x [B,T,d] ─ + position (additive schemes) ─ dropout
+//!   └▶ N × Block:  x = x + Attn(Norm(x))      (q, k rotated by RoPE; ALiBi bias on scores)
+//!                  x = x + Mlp(Norm(x))       (d → r·d → d, GELU)
+//!   └▶ final Norm ─▶ h [B,T,d] ─ LmHead (tied: h·Eᵀ, unscaled E) ─▶ logits [B,T,V]
+//! ```
+//!
+//! Files: [`config`] (`ModelConfig`, `TinyLmConfig`, the embedding scale `s`),
+//! [`attention`], [`mlp`], [`block`], [`norm`]; this file holds the model itself.
+//!
+//! Init (GPT-2): every weight `N(0, 0.02)`, the residual projections (`attn.proj`,
+//! `mlp.proj`) `N(0, 0.02/√(2·n_layers))`, biases zero, norms one.
+//!
+//! ```no_run
+//! use ember_train::model::{ModelConfig, TinyLmConfig};
+//! let device = burn::tensor::Device::flex();
+//! let model = TinyLmConfig::new(65, ModelConfig::new(64, 2, 4), Default::default()).init(&device).unwrap();
+//! ```
+
+pub mod attention;
+pub mod block;
+pub mod config;
+pub mod mlp;
+pub mod norm;
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::{Device, Int, Tensor};
+use ember_embed::head::LmHeadConfig;
+use ember_embed::{LmHead, TokenEmbedding, TokenEmbeddingConfig};
+use ember_position::{PositionEncoding, PositionError};
+
+pub use attention::{Attention, AttentionConfig};
+pub use block::Block;
+pub use config::{EmbedScale, ModelConfig, NormKind, TinyLmConfig};
+pub use mlp::{Mlp, MlpConfig};
+pub use norm::Norm;
+
+/// What can make a model config unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A value out of range; `field` is the config key (`model.n_heads`).
+    #[error("`{field}`: {reason}")]
+    Invalid {
+        /// The config key.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// From the token table.
+    #[error(transparent)]
+    Embed(#[from] ember_embed::EmbedError),
+    /// From the position scheme (bad settings, or a sequence past a learned table).
+    #[error(transparent)]
+    Position(#[from] PositionError),
+}
+
+/// The tiny language model. See the module docs.
+#[derive(Module, Debug)]
+pub struct TinyLm {
+    /// Token table `E`, `[V, d]`.
+    pub tok: TokenEmbedding,
+    /// Position scheme.
+    pub pos: PositionEncoding,
+    drop: Dropout,
+    /// Transformer blocks.
+    pub blocks: Vec<Block>,
+    /// Final norm.
+    pub norm_f: Norm,
+    /// LM head (tied by default).
+    pub head: LmHead,
+    /// Factor `s` on the lookup output (see [`config`]).
+    #[module(skip)]
+    embed_scale: f64,
+}
+
+impl TinyLm {
+    /// Build from a validated config (see [`TinyLmConfig::init`]).
+    fn build(c: &TinyLmConfig, device: &Device) -> Result<Self, ModelError> {
+        let m = &c.model;
+        let tok = TokenEmbeddingConfig::new(c.vocab_size, m.d_model)
+            .with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.02 })
+            .with_padding_idx(c.padding_idx)
+            .init(device)?;
+        let head = LmHeadConfig::new().with_tied(m.tie_embeddings).with_bias(m.bias).init(&tok);
+        let model = Self {
+            tok,
+            pos: c.position.init(m.d_model, m.n_heads, device)?,
+            drop: DropoutConfig::new(m.dropout).init(),
+            blocks: (0..m.n_layers).map(|_| Block::init(m, device)).collect(),
+            norm_f: Norm::new(m.norm, m.d_model, m.bias, device),
+            head,
+            embed_scale: c.embed_scale(),
+        };
+        // Burn initialises parameters lazily, at first use; draw them all now (in field
+        // order), so the weights depend on the seed set before `init` and not on what runs
+        // in between.
+        struct Materialize;
+        impl burn::module::ModuleVisitor for Materialize {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let _ = param.val();
+            }
+        }
+        model.visit(&mut Materialize);
+        Ok(model)
+    }
+
+    /// The factor `s` applied to the token lookup output.
+    pub fn embed_scale(&self) -> f64 {
+        self.embed_scale
+    }
+
+    /// ids `[B, T]` at positions `[offset, offset+T)` → logits `[B, T, V]`. Errors only when
+    /// the positions run past a learned table.
+    pub fn forward(&self, ids: Tensor<2, Int>, offset: usize) -> Result<Tensor<3>, ModelError> {
+        let hidden = self.hidden_from_embeddings(self.lookup(ids), offset)?;
+        Ok(self.head.logits(hidden, &self.tok))
+    }
+
+    /// ids `[B, T]` → input embeddings `s · E[ids]`, `[B, T, d]` (before positions).
+    pub fn lookup(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let x = self.tok.forward(ids);
+        if self.embed_scale == 1.0 { x } else { x.mul_scalar(self.embed_scale) }
+    }
+
+    /// Input embeddings `x [B, T, d]` ([`Self::lookup`]'s output) at positions
+    /// `[offset, offset+T)` → final hidden states `h [B, T, d]` (after the last norm).
+    pub fn hidden_from_embeddings(&self, x: Tensor<3>, offset: usize) -> Result<Tensor<3>, ModelError> {
+        let states = self.layer_states(x, offset, usize::MAX)?;
+        Ok(self.norm_f.forward(states))
+    }
+
+    /// The residual stream after `layers` blocks (0 = input embeddings plus positions),
+    /// `[B, T, d]`, for input embeddings `x [B, T, d]`.
+    fn layer_states(&self, x: Tensor<3>, offset: usize, layers: usize) -> Result<Tensor<3>, ModelError> {
+        let [_, t, _] = x.dims();
+        let mut x = self.drop.forward(self.pos.add_to_embeddings(x, offset)?);
+        // Built once per forward and shared by every layer (ALiBi; None otherwise).
+        let bias = self.pos.score_bias(t, t, offset, &x.device());
+        for block in self.blocks.iter().take(layers) {
+            x = block.forward(x, &self.pos, bias.clone(), offset);
+        }
+        Ok(x)
+    }
+
+    /// Hidden states of ids `[B, T]` after `layer` blocks, `[B, T, d]`: 0 = input
+    /// embeddings plus positions, `n_layers` = after the last block and the final norm
+    /// (what the head reads). Errors on `layer > n_layers`.
+    pub fn hidden_at_layer(&self, ids: Tensor<2, Int>, layer: usize, offset: usize) -> Result<Tensor<3>, ModelError> {
+        let n = self.blocks.len();
+        if layer > n {
+            return Err(ModelError::Invalid { field: "layer", reason: format!("{layer} is past the model's {n} layers; use 0..={n}") });
+        }
+        let x = self.layer_states(self.lookup(ids), offset, layer)?;
+        Ok(if layer == n { self.norm_f.forward(x) } else { x })
+    }
+}
