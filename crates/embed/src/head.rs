@@ -21,15 +21,6 @@ use crate::{EmbedError, TokenEmbedding};
 /// that `exp` underflows to exactly 0 in f32 and f64.
 pub const PAD_LOGIT: f64 = -1e9;
 
-/// Which head a model has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LmHeadKind {
-    /// `logits = h · Eᵀ` (the table's own parameter).
-    Tied,
-    /// Own weight `[d, V]` (+ optional bias).
-    Untied,
-}
-
 /// Configuration of an [`LmHead`].
 #[derive(Config, Debug)]
 pub struct LmHeadConfig {
@@ -91,9 +82,18 @@ impl LmHead {
         Ok(Self { untied: Some(UntiedHead { weight: Param::from_tensor(weight), bias: bias.map(Param::from_tensor) }) })
     }
 
-    /// Tied or untied.
-    pub fn kind(&self) -> LmHeadKind {
-        if self.untied.is_some() { LmHeadKind::Untied } else { LmHeadKind::Tied }
+    /// `true` when the head reads the table (`untied` is `None`).
+    pub fn is_tied(&self) -> bool {
+        self.untied.is_none()
+    }
+
+    /// `tied`, `untied` or `untied+bias`, for reports.
+    pub fn name(&self) -> &'static str {
+        match &self.untied {
+            None => "tied",
+            Some(u) if u.bias.is_some() => "untied+bias",
+            Some(_) => "untied",
+        }
     }
 
     /// The head's output vectors as rows, `[V, d]` (row `j` scores token `j`): the table
@@ -169,7 +169,89 @@ mod tests {
         let (v, d) = (13, 4);
         assert_eq!(Front::new(v, d, true, None, &dev).num_params(), v * d + d * d);
         assert_eq!(Front::new(v, d, false, None, &dev).num_params(), v * d + d * v + v + d * d);
-        assert_eq!(LmHead::tied().kind(), LmHeadKind::Tied);
+    }
+
+    /// `logits[n, j] = Σ_c h[n, c] · rows[j, c] + bias[j]`, on the host in f64: an
+    /// implementation independent of the head's (`h [N, d]`, `rows [V, d]`, `bias [V]`).
+    fn host_logits(h: &[f32], rows: &[f32], bias: Option<&[f32]>, d: usize) -> Vec<f64> {
+        let v = rows.len() / d;
+        let mut out = Vec::with_capacity(h.len() / d * v);
+        for hn in h.chunks(d) {
+            for j in 0..v {
+                let dot: f64 = (0..d).map(|c| hn[c] as f64 * rows[j * d + c] as f64).sum();
+                out.push(dot + bias.map_or(0.0, |b| b[j] as f64));
+            }
+        }
+        out
+    }
+
+    fn host(t: Tensor<3>) -> Vec<f64> {
+        t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
+    }
+
+    fn assert_all_close(got: &[f64], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 + 1e-5 * w.abs(), "{what}: element {i}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn tied_logits_are_h_times_the_table_and_follow_it_untied_logits_do_not() {
+        let (v, d, b, t) = (7, 5, 2, 3);
+        let vals = |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k % 23) as f32 - 11.0) / 9.0).collect() };
+        let (e, w, bias, h) = (vals(v * d, 7), vals(d * v, 5), vals(v, 3), vals(b * t * d, 11));
+        // A second table that differs from the first in row 3 only.
+        let changed = 3;
+        let mut e2 = e.clone();
+        e2[changed * d..(changed + 1) * d].iter_mut().enumerate().for_each(|(c, x)| *x += 0.5 + c as f32 * 0.25);
+        // W [d, V] as rows [V, d] for the reference.
+        let w_rows: Vec<f32> = (0..v * d).map(|k| w[(k % d) * v + k / d]).collect();
+        for td in test_devices() {
+            let dev = &td.device;
+            let tab = |data: &[f32], pad| TokenEmbedding::from_weight(Tensor::from_data(TensorData::new(data.to_vec(), [v, d]), dev), pad).unwrap();
+            let (table, table2) = (tab(&e, None), tab(&e2, None));
+            let h_t = Tensor::<3>::from_data(TensorData::new(h.clone(), [b, t, d]), dev);
+            let tied = LmHead::tied();
+            let untied = LmHead::untied(
+                Tensor::from_data(TensorData::new(w.clone(), [d, v]), dev),
+                Some(Tensor::from_data(TensorData::new(bias.clone(), [v]), dev)),
+            )
+            .unwrap();
+            assert!(tied.is_tied() && !untied.is_tied(), "{}", td.name);
+            assert_eq!((tied.name(), untied.name()), ("tied", "untied+bias"));
+
+            let tied1 = host(tied.logits(h_t.clone(), &table));
+            let tied2 = host(tied.logits(h_t.clone(), &table2));
+            assert_all_close(&tied1, &host_logits(&h, &e, None, d), &format!("{}: tied = h·Eᵀ", td.name));
+            assert_all_close(&tied2, &host_logits(&h, &e2, None, d), &format!("{}: tied = h·E'ᵀ", td.name));
+            // Only the changed token's column moves, and it does move.
+            for (k, (a, b)) in tied1.iter().zip(&tied2).enumerate() {
+                if k % v == changed {
+                    assert!((a - b).abs() > 1e-2, "{}: column {changed} follows the table ({a} vs {b})", td.name);
+                } else {
+                    assert_eq!(a, b, "{}: element {k}", td.name);
+                }
+            }
+
+            let untied1 = host(untied.logits(h_t.clone(), &table));
+            let untied2 = host(untied.logits(h_t.clone(), &table2));
+            assert_all_close(&untied1, &host_logits(&h, &w_rows, Some(&bias), d), &format!("{}: untied = h·W + b", td.name));
+            assert_eq!(untied1, untied2, "{}: an untied head ignores the table's values", td.name);
+
+            // With a padding row p, column p is PAD_LOGIT in both heads and the rest is unchanged.
+            let pad = 4;
+            let mut e_pad = e.clone();
+            e_pad[pad * d..(pad + 1) * d].fill(0.0);
+            let padded = tab(&e, Some(pad));
+            for (head, want) in [(&tied, host_logits(&h, &e_pad, None, d)), (&untied, untied1.clone())] {
+                let got = host(head.logits(h_t.clone(), &padded));
+                for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let w = if k % v == pad { PAD_LOGIT } else { *w };
+                    assert!((g - w).abs() <= 1e-5 + 1e-5 * w.abs(), "{} {}: padded element {k}: {g} vs {w}", td.name, head.name());
+                }
+            }
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod special;
 pub mod table;
 
 pub use error::EmbedError;
-pub use head::{LmHead, LmHeadKind};
+pub use head::LmHead;
 pub use table::{TokenEmbedding, TokenEmbeddingConfig};
 pub use migrate::{MigrateOptions, Migrated, MigrationReport};
 pub use resize::{NewRows, ResizeOptions, ResizeReport, Resized, RowInit};

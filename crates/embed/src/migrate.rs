@@ -24,7 +24,6 @@ use rand::SeedableRng;
 use serde::Serialize;
 use tokenizers::{Model, Tokenizer};
 
-use crate::resize::head_name;
 use crate::resize::rows::{assemble, pieces_of, RowPlan};
 use crate::resize::RowInit;
 use crate::special::tokenizer_rows;
@@ -172,7 +171,7 @@ pub fn migrate(table_a: &TokenEmbedding, head_a: &LmHead, tok_a: &Tokenizer, tok
         composed: count(|p| matches!(p, RowPlan::Pieces(_))),
         fresh: count(|p| matches!(p, RowPlan::Fresh)),
         fallback: opts.fallback.name(),
-        head: head_name(head_a),
+        head: head_a.name().into(),
         padding_idx,
         examples,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
@@ -259,17 +258,33 @@ mod tests {
         let (mut tok_a, mut tok_b) = (bpe(300, true), bpe(400, true));
         use tokenizers::AddedToken;
         tok_a.add_special_tokens([AddedToken::from("<pad>", true)]).unwrap();
-        tok_b.add_special_tokens([AddedToken::from("<eos>", true), AddedToken::from("<pad>", true)]).unwrap();
+        // "<pad><eos>" is new to A, and A encodes its text as its own "<pad>" + pieces of "<eos>".
+        tok_b.add_special_tokens([AddedToken::from("<eos>", true), AddedToken::from("<pad>", true), AddedToken::from("<pad><eos>", true)]).unwrap();
         let dev = Device::flex();
         let table_a = TokenEmbedding::from_weight(Tensor::from_data(data(301, 4, 7), &dev), Some(300)).unwrap();
         let m = migrate(&table_a, &LmHead::tied(), &tok_a, &tok_b, &MigrateOptions::default()).unwrap();
         assert_eq!(m.report.padding_idx, tok_b.token_to_id("<pad>").map(|i| i as usize));
         assert_eq!(m.table.padding_idx(), Some(401));
-        assert_eq!(m.head.kind(), crate::LmHeadKind::Tied);
-        assert_eq!((m.report.rows_b, m.report.fresh), (402, 0), "{:?}", m.report);
-        // "<eos>" is composed from A's byte pieces "<", "e", "os", ">" …, never from the pad row.
-        let eos = m.report.examples.iter().find(|e| e.token == "<eos>").map(|e| e.from.clone());
-        assert!(eos.is_none_or(|f| !f.contains(&"<pad>".to_string())));
+        assert!(m.head.is_tied());
+        assert_eq!((m.report.rows_b, m.report.fresh), (403, 0), "{:?}", m.report);
+        let (a, b, d) = (host_f32(table_a.weight.val()), host_f32(m.table.weight.val()), 4);
+        assert_eq!(b[401 * d..402 * d].to_vec(), vec![0.0; d], "B's padding row is zero");
+        // Composed rows are the mean of A's piece rows, the padding row never among them
+        // (counting A's zero pad row would scale "<pad><eos>"'s row by k/(k+1)).
+        for text in ["<eos>", "<pad><eos>"] {
+            let j = tok_b.token_to_id(text).unwrap() as usize;
+            let all: Vec<usize> = tok_a.encode(text, false).unwrap().get_ids().iter().map(|&i| i as usize).collect();
+            assert_eq!(all.contains(&300), text.starts_with("<pad>"), "{text}: {all:?}");
+            let pieces: Vec<usize> = all.into_iter().filter(|&i| i != 300).collect();
+            assert!(pieces.len() >= 2, "{text}: {pieces:?}");
+            let row = &b[j * d..(j + 1) * d];
+            let mean = |ids: &[usize], c: usize| ids.iter().map(|&i| a[i * d + c] as f64).sum::<f64>() / ids.len() as f64;
+            for c in 0..d {
+                assert!((row[c] as f64 - mean(&pieces, c)).abs() < 1e-6, "{text}: column {c}: {row:?} vs mean of {pieces:?}");
+            }
+            let with_pad = [pieces.clone(), vec![300]].concat();
+            assert!((0..d).any(|c| (row[c] as f64 - mean(&with_pad, c)).abs() > 1e-3), "{text}: the check can tell the pad row apart");
+        }
         // A tokenizer that does not match the table is refused.
         let small = TokenEmbedding::from_weight(Tensor::from_data(data(50, 4, 7), &dev), None).unwrap();
         let err = migrate(&small, &LmHead::tied(), &tok_a, &tok_b, &MigrateOptions::default()).unwrap_err().to_string();

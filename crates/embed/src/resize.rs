@@ -42,24 +42,12 @@ pub use rows::RowInit;
 use rows::{assemble, pieces_of, RowPlan};
 
 /// How the rows added by a resize are initialized (each applies to table rows and, for an
-/// untied head, separately to the head's columns).
+/// untied head, separately to the head's columns): drawn from a [`RowInit`], or composed
+/// from the pieces of the new tokens.
 #[derive(Clone, Debug)]
 pub enum NewRows<'a> {
-    /// `μ + √eps · L z` with `Σ = L Lᵀ`; exactly `μ` when `Σ` is not positive definite.
-    /// See [`RowInit::MeanCov`]. Default `eps = 1e-9`.
-    MeanCov {
-        /// Noise scale `ε`.
-        eps: f64,
-    },
-    /// Exactly `μ`, the mean of the old rows.
-    Mean,
-    /// `N(0, std²)` per coordinate.
-    Normal {
-        /// Standard deviation.
-        std: f64,
-    },
-    /// Zero rows.
-    Zeros,
+    /// Every added row drawn from the [`RowInit`] (default: [`RowInit::mean_cov`]).
+    Init(RowInit),
     /// Row `V + k` = mean of the old rows of the pieces of `new_tokens[k]` under `tokenizer`
     /// (the **old** tokenizer: `tokenizer.encode(new_tokens[k])`, pieces with ids `< V`,
     /// padding row excluded; a piece counted as often as it occurs). New rows without pieces
@@ -75,39 +63,31 @@ pub enum NewRows<'a> {
 
 impl Default for NewRows<'_> {
     fn default() -> Self {
-        Self::MeanCov { eps: 1e-9 }
+        Self::Init(RowInit::default())
     }
 }
 
 impl NewRows<'_> {
-    /// A short name for reports: `mean_cov(eps=1e-9)`, `mean`, `normal(std=0.02)`, `zeros`,
-    /// `piece_average`.
+    /// A short name for reports: [`RowInit::name`], or `piece_average`.
     pub fn name(&self) -> String {
         match self {
+            Self::Init(init) => init.name(),
             Self::PieceAverage { .. } => "piece_average".into(),
-            other => other.base().name(),
         }
     }
 
     /// The strategy used for rows without pieces.
     fn base(&self) -> RowInit {
-        match *self {
-            Self::MeanCov { eps } => RowInit::MeanCov { eps },
-            Self::Mean | Self::PieceAverage { .. } => RowInit::Mean,
-            Self::Normal { std } => RowInit::Normal { std },
-            Self::Zeros => RowInit::Zeros,
+        match self {
+            Self::Init(init) => init.clone(),
+            Self::PieceAverage { .. } => RowInit::Mean,
         }
     }
 }
 
 impl From<RowInit> for NewRows<'_> {
     fn from(init: RowInit) -> Self {
-        match init {
-            RowInit::MeanCov { eps } => Self::MeanCov { eps },
-            RowInit::Mean => Self::Mean,
-            RowInit::Normal { std } => Self::Normal { std },
-            RowInit::Zeros => Self::Zeros,
-        }
+        Self::Init(init)
     }
 }
 
@@ -138,9 +118,9 @@ impl<'a> ResizeOptions<'a> {
         self.pad_to_multiple_of = Some(m);
         self
     }
-    /// Choose the new-row strategy.
-    pub fn with_new_rows(mut self, new_rows: NewRows<'a>) -> Self {
-        self.new_rows = new_rows;
+    /// Choose the new-row strategy: a [`NewRows`], or a [`RowInit`] for every added row.
+    pub fn with_new_rows(mut self, new_rows: impl Into<NewRows<'a>>) -> Self {
+        self.new_rows = new_rows.into();
         self
     }
     /// Protect a special token's row against a shrink.
@@ -214,15 +194,6 @@ pub fn target_rows(old: usize, rows: Option<usize>, pad_to_multiple_of: Option<u
     }
 }
 
-/// Head description for reports.
-pub(crate) fn head_name(head: &LmHead) -> String {
-    match &head.untied {
-        None => "tied".into(),
-        Some(u) if u.bias.is_some() => "untied+bias".into(),
-        Some(_) => "untied".into(),
-    }
-}
-
 /// Resize `table` (`E [V, d]`, rows = input vectors) and `head` (tied, or `W [d, V]` whose
 /// columns are output vectors, + bias `[V]`) to `V'` rows/columns; see the module docs.
 ///
@@ -290,7 +261,7 @@ pub fn resize(table: &TokenEmbedding, head: &LmHead, opts: &ResizeOptions<'_>) -
         removed: old.saturating_sub(new),
         composed,
         strategy: opts.new_rows.name(),
-        head: head_name(head),
+        head: head.name().into(),
         padding_idx,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     };

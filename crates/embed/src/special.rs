@@ -26,7 +26,7 @@ use serde::Serialize;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::resize::rows::{assemble, pieces_of, RowPlan};
-use crate::resize::{head_name, target_rows, ResizeReport, RowInit};
+use crate::resize::{target_rows, ResizeReport, RowInit};
 use crate::{EmbedError, LmHead, TokenEmbedding};
 
 /// The special tokens to add (`None` = not this one).
@@ -210,7 +210,7 @@ pub fn add_special_tokens(
         removed: 0,
         composed,
         strategy: if opts.pieces { format!("pieces, else {}", opts.init.name()) } else { opts.init.name() },
-        head: head_name(head),
+        head: head.name().into(),
         padding_idx,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     };
@@ -222,7 +222,7 @@ mod tests {
     use super::*;
     use crate::resize::rows::host_f32;
     use crate::resize::testkit::bpe;
-    use crate::resize::{resize, NewRows, ResizeOptions};
+    use crate::resize::{resize, ResizeOptions};
     use burn::tensor::{Tensor, TensorData};
     use ember_device::testing::test_devices;
 
@@ -250,7 +250,7 @@ mod tests {
             let mut all = vec![rep.ids.pad.unwrap(), rep.ids.bos.unwrap(), rep.ids.eos.unwrap(), rep.ids.user[0].1];
             all.sort();
             assert_eq!(all, vec![300, 301, 302, 303]);
-            assert_eq!(head.kind(), crate::LmHeadKind::Tied);
+            assert!(head.is_tied());
             assert_eq!(t2.padding_idx(), Some(rep.ids.pad.unwrap() as usize), "{}", td.name);
             // The encoder now emits the new ids, and they index the table.
             let enc = tok.encode("<bos>To be<eos>", false).unwrap();
@@ -285,7 +285,7 @@ mod tests {
         let t = table(300, d, &dev);
         let w = Tensor::<2>::from_data(TensorData::new((0..d * 300).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), [d, 300]), &dev);
         let head = LmHead::untied(w, Some(Tensor::<1>::zeros([300], &dev))).unwrap();
-        let r = resize(&t, &head, &ResizeOptions::to(300).with_multiple_of(64).with_new_rows(NewRows::Zeros)).unwrap();
+        let r = resize(&t, &head, &ResizeOptions::to(300).with_multiple_of(64).with_new_rows(RowInit::Zeros)).unwrap();
         assert_eq!(r.table.vocab_size(), 320);
         let before = tok.clone();
         let specials = SpecialTokens { user: vec!["<|user|>".into()], ..Default::default() };

@@ -28,7 +28,6 @@ use burn::optim::GradientsParams;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use ember_embed::grads::{head_rows_grad, hidden_grad, logits_grad, lookup_grad};
 use ember_embed::loss::cross_entropy;
-use ember_embed::LmHeadKind;
 use serde::Serialize;
 
 use crate::config::Config;
@@ -128,9 +127,9 @@ fn analytic_checks(model: &TinyLm, batch: &Batch, label: &str, tol: f64, dump: O
     // Gradient reaching x needs the body's graph: backprop the hidden gradient through it.
     let g_x = x.grad(&(h * g_h).sum().backward()).expect("leaf").reshape([n, d]);
     let params = GradientsParams::from_grads(grads, model);
-    let g_head_autodiff = match model.head.kind() {
-        LmHeadKind::Tied => params.get::<2>(model.tok.weight.id).expect("tied head uses the table"),
-        LmHeadKind::Untied => params.get::<2>(model.head.untied.as_ref().unwrap().weight.id).expect("head weight").transpose(),
+    let g_head_autodiff = match &model.head.untied {
+        None => params.get::<2>(model.tok.weight.id).expect("tied head uses the table"),
+        Some(u) => params.get::<2>(u.weight.id).expect("head weight").transpose(),
     };
 
     // Analytic.
@@ -139,10 +138,7 @@ fn analytic_checks(model: &TinyLm, batch: &Batch, label: &str, tol: f64, dump: O
     let dz = logits_grad(logits.inner().reshape([n, v]), targets.clone().inner().reshape([n]), pad);
     let head_part = head_rows_grad(dz.clone(), hid.clone());
     let lookup_part = lookup_grad(ids.clone().inner().reshape([n]), g_x.clone(), v, pad).mul_scalar(model.embed_scale());
-    let expected_table = match model.head.kind() {
-        LmHeadKind::Tied => head_part.clone() + lookup_part.clone(),
-        LmHeadKind::Untied => lookup_part.clone(),
-    };
+    let expected_table = if model.head.is_tied() { head_part.clone() + lookup_part.clone() } else { lookup_part.clone() };
     let mut checks = vec![
         compare(&format!("{label}head weights: autodiff vs (P − Y)ᵀH/n"), &g_head_autodiff, &head_part, tol),
         compare(&format!("{label}hidden states: autodiff vs (P − Y)W/n"), &g_hidden, &hidden_grad(dz, rows), tol),

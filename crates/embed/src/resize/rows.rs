@@ -36,8 +36,15 @@ pub enum RowInit {
     Zeros,
 }
 
+impl Default for RowInit {
+    /// [`RowInit::mean_cov`].
+    fn default() -> Self {
+        Self::mean_cov()
+    }
+}
+
 impl RowInit {
-    /// `MeanCov { eps: 1e-9 }`, Hugging Face's default.
+    /// `MeanCov { eps: 1e-9 }`, Hugging Face's default (and [`RowInit::default`]).
     pub fn mean_cov() -> Self {
         Self::MeanCov { eps: 1e-9 }
     }
@@ -109,7 +116,7 @@ fn stats(rows: &Tensor<2>, n: usize, skip: Option<usize>, want_cov: bool) -> Res
     if parts.is_empty() {
         return Err(EmbedError::invalid(
             "table",
-            "no rows to take statistics from (the only old row is the padding row); use NewRows::Normal or Zeros",
+            "no rows to take statistics from (the only old row is the padding row); use RowInit::Normal or Zeros",
         ));
     }
     let x = Tensor::cat(parts, 0);

@@ -49,7 +49,7 @@ fn kept_rows_are_bit_identical_and_reserved_rows_initialized() {
         let t = table(gaussian(v, d, 1, 0.7, &[0.3]), None, &td.device);
         let old = host_f32(t.weight.val());
         // Grow 20 → 23, rounded to 24 (one reserved row), with the mean.
-        let opts = ResizeOptions::to(23).with_multiple_of(8).with_new_rows(NewRows::Mean);
+        let opts = ResizeOptions::to(23).with_multiple_of(8).with_new_rows(RowInit::Mean);
         let r = resize(&t, &LmHead::tied(), &opts).unwrap();
         let w = r.table.weight.val();
         assert_eq!(w.dims(), [24, d], "{}", td.name);
@@ -87,7 +87,7 @@ fn mean_cov_samples_have_mean_mu_and_covariance_eps_sigma() {
             (0..n).map(|r| (data[r * d + i] as f64 - mean[i]) * (data[r * d + j] as f64 - mean[j])).sum::<f64>() / n as f64
         };
         let eps = 0.25;
-        let r = resize(&t, &LmHead::tied(), &ResizeOptions::to(v + added).with_new_rows(NewRows::MeanCov { eps }).with_seed(3)).unwrap();
+        let r = resize(&t, &LmHead::tied(), &ResizeOptions::to(v + added).with_new_rows(RowInit::MeanCov { eps }).with_seed(3)).unwrap();
         assert!(r.report.note.is_none(), "{:?}", r.report.note);
         let new = rows_of(&r.table.weight.val(), v, v + added);
         let new_mu = host_mean(&new, added, d, None);
@@ -111,13 +111,71 @@ fn mean_cov_samples_have_mean_mu_and_covariance_eps_sigma() {
     }
 }
 
+/// Assert `xs` look like independent `N(0, std²)` draws: sample mean, standard deviation,
+/// the fraction inside `±std` (0.6827 for a normal, 0.577 for a uniform of the same std) and
+/// the lag-1 correlation, each within 5 standard errors of its expected value.
+fn assert_normal_sample(xs: &[f32], std: f64, what: &str) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let sd = (xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    assert!(mean.abs() < 5.0 * std / n.sqrt(), "{what}: sample mean {mean}, want 0 ± {}", 5.0 * std / n.sqrt());
+    assert!((sd - std).abs() < 5.0 * std / (2.0 * n).sqrt(), "{what}: sample std {sd}, want {std}");
+    let p = 0.682_689_5;
+    let inside = xs.iter().filter(|&&x| (x as f64).abs() < std).count() as f64 / n;
+    assert!((inside - p).abs() < 5.0 * (p * (1.0 - p) / n).sqrt(), "{what}: P(|x| < std) = {inside}, want {p}");
+    let lag1 = xs.windows(2).map(|w| w[0] as f64 * w[1] as f64).sum::<f64>() / (n - 1.0) / (std * std);
+    assert!(lag1.abs() < 5.0 / n.sqrt(), "{what}: lag-1 correlation {lag1}");
+}
+
+#[test]
+fn zeros_and_normal_new_rows_have_the_requested_values_and_old_rows_are_untouched() {
+    let (v, d, added) = (16, 8, 6000);
+    for td in flex_and_wgpu() {
+        // Old rows and columns centred far from 0, so a strategy that used their statistics shows.
+        let t = table(gaussian(v, d, 31, 1.0, &[2.0]), None, &td.device);
+        let w = Tensor::<2>::from_data(gaussian(d, v, 32, 1.0, &[3.0]), &td.device); // [d, V]
+        let b = Tensor::<1>::from_data(TensorData::new((0..v).map(|i| 1.0 + i as f32).collect::<Vec<_>>(), [v]), &td.device);
+        let head = LmHead::untied(w.clone(), Some(b.clone())).unwrap();
+        let (old, old_w, old_b) = (host_f32(t.weight.val()), host_f32(w.clone()), host_f32(b.clone()));
+        let parts = |r: &Resized| {
+            let u = r.head.untied.as_ref().expect("still untied");
+            let w2 = u.weight.val();
+            let (kept_cols, new_cols) = (host_f32(w2.clone().slice([0..d, 0..v])), host_f32(w2.slice([0..d, v..v + added]).transpose()));
+            let b2 = host_f32(u.bias.as_ref().unwrap().val());
+            let table = r.table.weight.val();
+            (rows_of(&table, 0, v), rows_of(&table, v, v + added), kept_cols, new_cols, b2[..v].to_vec(), b2[v..].to_vec())
+        };
+
+        let r = resize(&t, &head, &ResizeOptions::to(v + added).with_new_rows(RowInit::Zeros)).unwrap();
+        assert_eq!(r.report.strategy, "zeros");
+        let (kept, new, kept_cols, new_cols, kept_b, new_b) = parts(&r);
+        assert_eq!((kept, kept_cols, kept_b), (old.clone(), old_w.clone(), old_b.clone()), "{}: zeros: old entries bit for bit", td.name);
+        assert!(new.iter().chain(&new_cols).chain(&new_b).all(|&x| x == 0.0), "{}: zeros: new rows, columns and bias exactly 0", td.name);
+
+        let std = 0.3;
+        let r = resize(&t, &head, &ResizeOptions::to(v + added).with_new_rows(RowInit::Normal { std }).with_seed(5)).unwrap();
+        assert_eq!(r.report.strategy, "normal(std=0.3)");
+        let (kept, new, kept_cols, new_cols, kept_b, new_b) = parts(&r);
+        assert_eq!((kept, kept_cols, kept_b), (old.clone(), old_w.clone(), old_b.clone()), "{}: normal: old entries bit for bit", td.name);
+        assert_normal_sample(&new, std, &format!("{}: table rows", td.name));
+        assert_normal_sample(&new_cols, std, &format!("{}: head columns", td.name));
+        for c in 0..d {
+            let col: Vec<f32> = (0..added).map(|i| new[i * d + c]).collect();
+            let m = col.iter().map(|&x| x as f64).sum::<f64>() / added as f64;
+            assert!(m.abs() < 5.0 * std / (added as f64).sqrt(), "{}: coordinate {c} mean {m}", td.name);
+        }
+        assert_ne!(new, new_cols, "{}: the head's columns are their own draws", td.name);
+        assert!(new_b.iter().all(|&x| x == 0.0), "{}: normal: new bias entries 0", td.name);
+    }
+}
+
 #[test]
 fn mean_cov_falls_back_to_exactly_the_mean_when_sigma_is_singular() {
     for td in test_devices() {
         // 5 rows in 8 dimensions: Σ has rank ≤ 4.
         let t = table(gaussian(5, 8, 11, 1.0, &[]), None, &td.device);
-        let cov = resize(&t, &LmHead::tied(), &ResizeOptions::to(9).with_new_rows(NewRows::MeanCov { eps: 1e-2 })).unwrap();
-        let mean = resize(&t, &LmHead::tied(), &ResizeOptions::to(9).with_new_rows(NewRows::Mean)).unwrap();
+        let cov = resize(&t, &LmHead::tied(), &ResizeOptions::to(9).with_new_rows(RowInit::MeanCov { eps: 1e-2 })).unwrap();
+        let mean = resize(&t, &LmHead::tied(), &ResizeOptions::to(9).with_new_rows(RowInit::Mean)).unwrap();
         assert_eq!(host_f32(cov.table.weight.val()), host_f32(mean.table.weight.val()), "{}", td.name);
         let note = cov.report.note.unwrap_or_default();
         assert!(note.contains("not positive definite"), "{}: {note}", td.name);
@@ -144,7 +202,7 @@ fn shrinking_past_padding_or_special_is_an_error_unless_dropped() {
     let r = resize(&t, &LmHead::tied(), &ResizeOptions::to(11).with_protected("<eos>", 3)).unwrap();
     assert_eq!(r.table.padding_idx(), Some(10));
     // Bad strategy parameters are errors, not panics.
-    assert!(resize(&t, &LmHead::tied(), &ResizeOptions::to(20).with_new_rows(NewRows::Normal { std: -1.0 })).is_err());
+    assert!(resize(&t, &LmHead::tied(), &ResizeOptions::to(20).with_new_rows(RowInit::Normal { std: -1.0 })).is_err());
 }
 
 #[test]
@@ -155,7 +213,7 @@ fn untied_head_and_bias_are_resized_consistently() {
         let w = Tensor::<2>::from_data(gaussian(d, v, 6, 1.0, &[]), &td.device); // [d, V]
         let b = Tensor::<1>::from_data(TensorData::new((0..v).map(|i| i as f32 * 0.25 - 1.0).collect::<Vec<_>>(), [v]), &td.device);
         let head = LmHead::untied(w.clone(), Some(b.clone())).unwrap();
-        let r = resize(&t, &head, &ResizeOptions::to(15).with_new_rows(NewRows::Mean)).unwrap();
+        let r = resize(&t, &head, &ResizeOptions::to(15).with_new_rows(RowInit::Mean)).unwrap();
         assert_eq!(r.report.head, "untied+bias");
         let u = r.head.untied.as_ref().expect("still untied");
         let (w2, b2) = (u.weight.val(), u.bias.as_ref().unwrap().val());
@@ -177,7 +235,7 @@ fn untied_head_and_bias_are_resized_consistently() {
         let after = r.head.logits(h, &r.table).slice([0..1, 0..4, 0..v]);
         assert_close(&after, &before, 1e-6, 1e-6, &format!("{}: old logits", td.name));
         // Normal: bias entries 0; shrink: everything cut the same way.
-        let r = resize(&t, &head, &ResizeOptions::to(14).with_new_rows(NewRows::Normal { std: 0.1 })).unwrap();
+        let r = resize(&t, &head, &ResizeOptions::to(14).with_new_rows(RowInit::Normal { std: 0.1 })).unwrap();
         assert_eq!(host_f32(r.head.untied.unwrap().bias.unwrap().val())[v..].to_vec(), vec![0.0; 2]);
         let r = resize(&t, &head, &ResizeOptions::to(9)).unwrap();
         let u = r.head.untied.unwrap();
@@ -244,7 +302,7 @@ fn mean_init_keeps_kl_small_where_normal_init_does_not() {
         let max_old: f32 = logits_old.clone().max().into_scalar();
         assert!(max_old < -10.0, "{}: logits are large and negative ({max_old})", td.name);
         let logp = log_softmax(logits_old, 2);
-        let measure = |new_rows: NewRows| -> (f64, f64) {
+        let measure = |new_rows: RowInit| -> (f64, f64) {
             let r = resize(&t, &LmHead::tied(), &ResizeOptions::to(v + k).with_new_rows(new_rows).with_seed(1)).unwrap();
             assert_eq!(rows_of(&r.table.weight.val(), 0, v), host_f32(old.clone()));
             let logq = log_softmax(r.head.logits(h.clone(), &r.table), 2);
@@ -252,8 +310,8 @@ fn mean_init_keeps_kl_small_where_normal_init_does_not() {
             let kl = (logp.clone().exp() * (logp.clone() - logq.slice([0..1, 0..n, 0..v]))).sum().into_scalar::<f64>() / n as f64;
             (kl, p_new)
         };
-        let (kl_mean, p_mean) = measure(NewRows::Mean);
-        let (kl_normal, p_normal) = measure(NewRows::Normal { std: 0.02 });
+        let (kl_mean, p_mean) = measure(RowInit::Mean);
+        let (kl_normal, p_normal) = measure(RowInit::Normal { std: 0.02 });
         let bound = (1.0 + k as f64 / v as f64).ln();
         assert!(kl_mean <= bound + 1e-4, "{}: KL(mean) {kl_mean} ≤ log(1 + k/V) = {bound}", td.name);
         assert!(p_mean <= k as f64 / (v + k) as f64 + 1e-4, "{}: new mass {p_mean}", td.name);
