@@ -8,8 +8,8 @@
 //! | --- | --- | --- |
 //! | `flex` (alias `cpu`, default) | `Device::flex()` | Burn's pure-Rust CPU backend (SIMD + rayon) |
 //! | `ndarray` | `Device::ndarray()` | older CPU backend, kept selectable |
-//! | `wgpu` | `Device::wgpu(DefaultDevice)` | best adapter: a GPU via Vulkan/Metal/DX12, else a software one |
-//! | `wgpu-cpu` | `Device::wgpu(Cpu)` | the software adapter (Mesa lavapipe on Linux) |
+//! | `wgpu` (alias `gpu`) | `Device::wgpu(DefaultDevice)` | best adapter: a GPU via Vulkan/Metal/DX12, else a software one |
+//! | `wgpu-cpu` (alias `lavapipe`) | `Device::wgpu(Cpu)` | the software adapter (Mesa lavapipe on Linux) |
 //! | `cuda` | `Device::cuda(0)` | only when built with the `cuda` cargo feature |
 //!
 //! [`testing`] holds the list of devices the test suites run on.
@@ -39,8 +39,9 @@ pub enum BackendName {
     Cuda,
 }
 
-/// Every name [`BackendName`] accepts, in the order shown in error messages.
-pub const BACKEND_NAMES: &[&str] = &["flex", "cpu", "ndarray", "wgpu", "wgpu-cpu", "cuda"];
+/// Every name [`BackendName`] accepts (aliases included), in the order shown in error
+/// messages: `cpu` = `flex`, `gpu` = `wgpu`, `lavapipe` = `wgpu-cpu`.
+pub const BACKEND_NAMES: &[&str] = &["flex", "cpu", "ndarray", "wgpu", "gpu", "wgpu-cpu", "lavapipe", "cuda"];
 
 /// Errors from backend selection.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -126,6 +127,16 @@ pub fn device_from_name(name: &str) -> Result<Device, DeviceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_name_parses_and_every_alias_is_listed() {
+        for name in BACKEND_NAMES {
+            assert!(name.parse::<BackendName>().is_ok(), "{name} is listed but does not parse");
+        }
+        for (alias, to) in [("cpu", BackendName::Flex), ("gpu", BackendName::Wgpu), ("lavapipe", BackendName::WgpuCpu)] {
+            assert_eq!(alias.parse(), Ok(to));
+        }
+    }
 
     #[test]
     fn parses_every_documented_name() {
