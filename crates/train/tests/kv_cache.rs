@@ -5,19 +5,11 @@
 mod common;
 
 use burn::tensor::{Device, Tensor};
-use common::rng_lock;
+use common::{rng_lock, SCHEMES};
 use ember_position::PositionConfig;
 use ember_train::model::{ModelConfig, TinyLm, TinyLmConfig};
 use ember_train::sample::{continue_ids, SampleOptions};
 
-const SCHEMES: [&str; 6] = [
-    "scheme = \"none\"",
-    "scheme = \"sinusoidal\"",
-    "scheme = \"learned\"\nmax_len = 16",
-    "scheme = \"rope\"",
-    "scheme = \"rope\"\nlayout = \"interleaved\"",
-    "scheme = \"alibi\"",
-];
 const V: usize = 13;
 
 /// A tiny model (d 16, 2 layers, 2 heads over 13 tokens) with `scheme`, seeded.
