@@ -28,6 +28,9 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// Generate text from a trained run.
     Sample(cli::train::SampleArgs),
+    /// Benchmarks: `bench step` times the phases of a training step.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCmd),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Command::Gradcheck(args) => cli::train::run_gradcheck(args),
         Command::Eval(args) => cli::train::run_eval(args),
         Command::Sample(args) => cli::train::run_sample(args),
+        Command::Bench(cmd) => cli::bench::run(cmd),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -82,10 +82,33 @@ fn ctrl_c_saves_a_checkpoint_and_resume_continues() {
     assert!((v["perplexity"].as_f64().unwrap() - v["loss"].as_f64().unwrap().exp()).abs() < 1e-6);
     let out = ember().arg("sample").arg(&run).args(["--prompt", "ROMEO", "--tokens", "10"]).output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("ROMEO"));
+    // Greedy text past the window: the KV cache and --no-cache agree; --json reports the speed.
+    let json = |extra: &[&str]| -> serde_json::Value {
+        let out = ember().arg("sample").arg(&run).args(["--prompt", "RO", "--tokens", "20", "--temperature", "0", "--json"]).args(extra).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (cached, uncached) = (json(&[]), json(&["--no-cache"]));
+    assert_eq!(cached["text"], uncached["text"]);
+    assert_eq!((cached["cached"].as_bool(), uncached["cached"].as_bool(), cached["tokens"].as_u64()), (Some(true), Some(false), Some(20)));
+    assert!(cached["tokens_per_s"].as_f64().unwrap() > 0.0);
     let out = ember().args(["embed", "stats"]).arg(&run).arg("--json").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["dim"].as_u64(), Some(16));
+}
+
+#[test]
+fn bench_step_cli_reports_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 2);
+    let out = ember().args(["bench", "step"]).arg(&config).args(["--steps", "2", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["steps"].as_u64(), Some(2));
+    for key in ["forward_ms", "backward_ms", "step_ms", "tokens_per_s", "gflop_per_s"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
 }
 
 #[test]

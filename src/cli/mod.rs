@@ -1,4 +1,5 @@
 //! One file per command group; each `run` returns the process exit code.
+pub mod bench;
 pub mod embed;
 pub mod position;
 pub mod train;

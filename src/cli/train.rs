@@ -63,7 +63,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
     }
     let run = RunDir::new(&config.run.out_dir);
     let loaded = run.load(&device)?;
-    let options = SampleOptions { prompt: String::new(), tokens: 300, temperature: 0.8, top_k: Some(40), seed: config.train.seed, window: config.data.context };
+    let options = SampleOptions { prompt: String::new(), tokens: 300, temperature: 0.8, top_k: Some(40), seed: config.train.seed, window: config.data.context, cache: true };
     let text = ember_train::sample::sample(&loaded.model, &loaded.tokenizer, &options)?;
     run.save_sample(&text)?;
     println!("--- sample (temperature 0.8, top-k 40) ---\n{}\n---", text.trim_end());
@@ -181,6 +181,13 @@ pub struct SampleArgs {
     /// Backend (default flex).
     #[arg(long, default_value = "flex")]
     pub backend: String,
+    /// Recompute the whole window for every new token instead of using the KV cache
+    /// (same tokens; slower).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print `{"text", "tokens", "tokens_per_s", "cached"}` as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run_sample(args: SampleArgs) -> anyhow::Result<i32> {
@@ -193,7 +200,13 @@ pub fn run_sample(args: SampleArgs) -> anyhow::Result<i32> {
         top_k: args.top_k,
         seed: args.seed,
         window: run.config.data.context,
+        cache: !args.no_cache,
     };
-    println!("{}", ember_train::sample::sample(&run.model, &run.tokenizer, &options)?);
+    let out = ember_train::sample::generate(&run.model, &run.tokenizer, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!("{}", out.text);
+    }
     Ok(0)
 }

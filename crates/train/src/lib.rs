@@ -12,10 +12,12 @@
 //! - [`run`]: the run directory — layout, create, load, list — and its atomic checkpoint;
 //! - [`metrics`]: `metrics.jsonl` and the progress display;
 //! - [`eval`]: loss and perplexity over a whole split (non-overlapping or sliding windows);
-//! - [`sample`]: text generation (temperature, top-k, greedy);
+//! - [`sample`]: text generation (temperature, top-k, greedy; KV cache);
+//! - [`bench`]: the phases of a training step timed (`ember bench step`);
 //! - [`gradcheck`]: analytic softmax-CE gradients and finite differences vs autodiff;
 //! - [`error`]: [`TrainError`], one variant per failure kind.
 
+pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod error;

@@ -1,15 +1,31 @@
-//! Autoregressive sampling with temperature and top-k.
+//! Autoregressive sampling with temperature and top-k, with or without a KV cache.
 //!
 //! Each new token is drawn from `softmax(z / temperature)` restricted to the `top_k` largest
-//! logits of the last position (temperature 0: the most likely token, greedy decoding), with the model seeing at most `window` tokens (its
-//! training context). Draws use a seeded host RNG: the same seed gives the same text.
+//! logits of the last position (temperature 0: the most likely token, greedy decoding), with
+//! the model seeing at most `window` tokens (its training context), always at positions
+//! `[0, len)`. Draws use a seeded host RNG: the same seed gives the same text.
+//!
+//! ## KV cache
+//!
+//! Without a cache every new token recomputes the whole window. With one
+//! ([`SampleOptions::cache`], the default of `ember sample`), the prompt is run once (a
+//! prefill into a [`KvCache`]) and each new token then costs one token's forward pass
+//! ([`TinyLm::forward_cached`]). Once the sequence is longer than `window`, the uncached
+//! sampler's window slides and every token in it moves to a new position (and sees less
+//! history), so cached keys and values no longer describe it: for those steps the cached
+//! sampler re-prefills the last `window` tokens, which is what the uncached one computes.
+//! Both therefore produce the same tokens (to float rounding of the logits).
+
+use std::time::Instant;
 
 use burn::tensor::activation::softmax;
+use burn::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::Serialize;
 
+use crate::model::{KvCache, TinyLm};
 use crate::tokenizer::Tokenizer;
-use crate::model::TinyLm;
 use crate::TrainError;
 
 /// Sampling settings.
@@ -27,28 +43,59 @@ pub struct SampleOptions {
     pub seed: u64,
     /// Most tokens the model sees at once.
     pub window: usize,
+    /// Keep keys and values of earlier tokens (KV cache); `false` recomputes the window for
+    /// every new token (`ember sample --no-cache`). Same tokens either way.
+    pub cache: bool,
+}
+
+/// A generated text and how fast it came (`ember sample --json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Sampled {
+    /// The prompt followed by the new tokens, decoded.
+    pub text: String,
+    /// New tokens generated.
+    pub tokens: usize,
+    /// New tokens per second of generation (prompt prefill included, tokenizer excluded).
+    pub tokens_per_s: f64,
+    /// Whether the KV cache was used.
+    pub cached: bool,
 }
 
 /// Generate text: returns the prompt followed by the new tokens, decoded.
 pub fn sample(model: &TinyLm, tokenizer: &Tokenizer, options: &SampleOptions) -> Result<String, TrainError> {
+    Ok(generate(model, tokenizer, options)?.text)
+}
+
+/// [`sample`], also reporting the number of new tokens and the generation speed.
+pub fn generate(model: &TinyLm, tokenizer: &Tokenizer, options: &SampleOptions) -> Result<Sampled, TrainError> {
+    let prompt = if options.prompt.is_empty() {
+        vec![tokenizer.encode("\n").ok().and_then(|v| v.first().copied()).unwrap_or(0)]
+    } else {
+        tokenizer.encode(&options.prompt)?
+    };
+    let started = Instant::now();
+    let ids = continue_ids(model, prompt, options)?;
+    let secs = started.elapsed().as_secs_f64();
+    Ok(Sampled { text: tokenizer.decode(&ids)?, tokens: options.tokens, tokens_per_s: options.tokens as f64 / secs.max(1e-9), cached: options.cache })
+}
+
+/// Continue the token ids `ids` (non-empty) by `options.tokens` new ones and return them all
+/// (`options.prompt` is not read). The token-level core of [`sample`].
+pub fn continue_ids(model: &TinyLm, mut ids: Vec<u32>, options: &SampleOptions) -> Result<Vec<u32>, TrainError> {
     if !(options.temperature >= 0.0 && options.temperature.is_finite()) {
         return Err(TrainError::request("--temperature", format!("must be ≥ 0 (0 = greedy), got {}", options.temperature)));
     }
     if options.top_k == Some(0) {
         return Err(TrainError::request("--top-k", "must be ≥ 1"));
     }
-    let mut ids = if options.prompt.is_empty() {
-        vec![tokenizer.encode("\n").ok().and_then(|v| v.first().copied()).unwrap_or(0)]
-    } else {
-        tokenizer.encode(&options.prompt)?
-    };
+    if ids.is_empty() {
+        return Err(TrainError::request("--prompt", "needs at least one token"));
+    }
     let window = options.window.min(model.pos.max_len().unwrap_or(usize::MAX)).max(1);
+    let mut cache = options.cache.then(|| model.kv_cache());
     let mut rng = StdRng::seed_from_u64(options.seed);
-    let v = model.tok.vocab_size();
     for _ in 0..options.tokens {
-        let ctx = &ids[ids.len().saturating_sub(window)..];
-        let x = model.tok.ids_tensor(ctx, 1, ctx.len())?;
-        let last = model.forward(x, 0)?.slice([0..1, ctx.len() - 1..ctx.len(), 0..v]).reshape([v]);
+        let last = next_logits(model, &ids, window, cache.as_mut())?;
         if options.temperature == 0.0 {
             let logits: Vec<f64> = last.into_data().convert::<f64>().try_to_vec().expect("floats");
             ids.push(argmax(&logits));
@@ -57,7 +104,32 @@ pub fn sample(model: &TinyLm, tokenizer: &Tokenizer, options: &SampleOptions) ->
         let probs: Vec<f64> = softmax(last.div_scalar(options.temperature), 0).into_data().convert::<f64>().try_to_vec().expect("floats");
         ids.push(draw(&probs, options.top_k, &mut rng));
     }
-    tokenizer.decode(&ids)
+    Ok(ids)
+}
+
+/// Logits `[V]` of the token after `ids`, the model seeing the last `window` of them at
+/// positions `[0, window)`. With a `cache` holding `ids[..n]` at positions `[0, n)` (and the
+/// sequence still within the window) only `ids[n..]` is run; otherwise the cache is refilled
+/// with the visible window (see the module docs).
+fn next_logits(model: &TinyLm, ids: &[u32], window: usize, cache: Option<&mut KvCache>) -> Result<Tensor<1>, TrainError> {
+    let start = ids.len().saturating_sub(window);
+    let v = model.tok.vocab_size();
+    let logits = match cache {
+        None => {
+            let ctx = &ids[start..];
+            model.forward(model.tok.ids_tensor(ctx, 1, ctx.len())?, 0)?
+        }
+        Some(cache) => {
+            let reuse = start == 0 && !cache.is_empty() && cache.len() < ids.len();
+            if !reuse {
+                cache.clear();
+            }
+            let new = &ids[if reuse { cache.len() } else { start }..];
+            model.forward_cached(model.tok.ids_tensor(new, 1, new.len())?, cache)?
+        }
+    };
+    let t = logits.dims()[1];
+    Ok(logits.slice([0..1, t - 1..t, 0..v]).reshape([v]))
 }
 
 /// The index of the largest entry (the first one on ties).

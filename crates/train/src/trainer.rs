@@ -109,6 +109,18 @@ pub fn decay_matrices<M: Module>(model: M, factor: f64) -> M {
     model.map(&mut Decay(factor))
 }
 
+/// One parameter update from `grads` at learning rate `lr`: global-norm clipping
+/// (`train.grad_clip` > 0), matrix weight decay (`train.weight_decay` > 0), the AdamW step.
+pub fn apply_update(mut model: TinyLm, optim: &mut ModuleOptimizer, mut grads: GradientsParams, lr: f64, t: &TrainConfig) -> TinyLm {
+    if t.grad_clip > 0.0 {
+        grads = clip_global_norm(grads, &model, t.grad_clip);
+    }
+    if t.weight_decay > 0.0 {
+        model = decay_matrices(model, 1.0 - lr * t.weight_decay);
+    }
+    optim.step(lr, model, grads)
+}
+
 /// Options a command line adds to a config.
 #[derive(Clone, Debug, Default)]
 pub struct TrainOptions {
@@ -209,14 +221,8 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
             let checkpoint = if run.checkpoint().exists() { run.checkpoint().display().to_string() } else { "none written yet".into() };
             return Err(TrainError::NonFiniteLoss { step, value, checkpoint });
         }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        if t.grad_clip > 0.0 {
-            grads = clip_global_norm(grads, &model, t.grad_clip);
-        }
-        if t.weight_decay > 0.0 {
-            model = decay_matrices(model, 1.0 - lr * t.weight_decay);
-        }
-        model = optim.step(lr, model, grads);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = apply_update(model, &mut optim, grads, lr, t);
         state.step += 1;
         state.tokens += tokens_per_step;
         losses.push((step, value));

@@ -4,19 +4,11 @@
 mod common;
 
 use burn::tensor::{Device, Tensor};
-use common::{rng_lock, small_corpus, temp_dir, tiny_config};
+use common::{rng_lock, small_corpus, temp_dir, tiny_config, SCHEMES};
 use ember_position::PositionConfig;
 use ember_train::model::{ModelConfig, TinyLmConfig};
 use ember_train::trainer::{train, TrainOptions};
 
-const SCHEMES: [&str; 6] = [
-    "scheme = \"none\"",
-    "scheme = \"sinusoidal\"",
-    "scheme = \"learned\"\nmax_len = 16",
-    "scheme = \"rope\"",
-    "scheme = \"rope\"\nlayout = \"interleaved\"",
-    "scheme = \"alibi\"",
-];
 
 #[test]
 fn changing_later_tokens_never_changes_earlier_logits() {

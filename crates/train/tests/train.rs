@@ -217,7 +217,7 @@ fn eval_scores_every_target_once_and_learned_refuses_longer_context() {
     let err = evaluate_split(&run.model, ids, Split::Val, 16, 16, None, &Device::flex()).unwrap_err().to_string();
     assert!(err.contains("learned") && err.contains("16"), "{err}");
     // Sampling is seeded: same seed, same text; it starts with the prompt.
-    let opts = SampleOptions { prompt: "First".into(), tokens: 20, temperature: 1.0, top_k: Some(5), seed: 3, window: 8 };
+    let opts = SampleOptions { prompt: "First".into(), tokens: 20, temperature: 1.0, top_k: Some(5), seed: 3, window: 8, cache: true };
     let a = sample(&run.model, &run.tokenizer, &opts).unwrap();
     assert_eq!(a, sample(&run.model, &run.tokenizer, &opts).unwrap());
     assert!(a.starts_with("First") && a.chars().count() == 25, "{a:?}");

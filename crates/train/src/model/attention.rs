@@ -12,6 +12,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 use ember_position::PositionEncoding;
 
+use super::cache::{causal_mask, LayerCache};
+
 /// Configuration of an [`Attention`] block.
 #[derive(Config, Debug)]
 pub struct AttentionConfig {
@@ -67,17 +69,48 @@ impl Attention {
     /// `x [B, T, d]` (normed hidden states at positions `[offset, offset+T)`) →
     /// `[B, T, d]`. `bias`: the scheme's score bias `[1, H, T, T]`, shared by all layers.
     pub fn forward(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, offset: usize) -> Tensor<3> {
+        let (q, k, v) = self.heads(x);
+        let (q, k) = pos.rotate_qk(q, k, offset);
+        let options = AttentionModuleOptions { is_causal: true, ..Default::default() }; // scale 1/√dh
+        let ctx = attention(q, k, v, None, bias, options); // [B, H, T, dh]
+        self.output(ctx)
+    }
+
+    /// The same with a KV cache: `x [B, T_new, d]` (normed hidden states of the new tokens, at
+    /// positions `[T_cached, T_cached + T_new)`) → `[B, T_new, d]`; the new keys (rotated) and
+    /// values are appended to `cache` (`[B, H, T_cached, dh]` → `[B, H, T_cached + T_new, dh]`)
+    /// and each new query attends to every cached key and to the new ones up to its own
+    /// position. `bias`: the scheme's score bias `[1, H, T_new, T_cached + T_new]` or `None`.
+    pub fn forward_cached(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, cache: &mut LayerCache) -> Tensor<3> {
+        let offset = cache.len();
+        let (q, k, v) = self.heads(x);
+        let (q, k) = pos.rotate_qk(q, k, offset);
+        let (k, v) = cache.append(k, v);
+        let ([b, h, tq, _], tk) = (q.dims(), k.dims()[2]);
+        // A prefill (empty cache) is the square causal case; one new token sees every key
+        // (no mask); several new tokens after cached ones need the bottom-right mask.
+        let mask = (offset > 0 && tq > 1).then(|| causal_mask(tq, tk, &q.device()).expand([b, h, tq, tk]));
+        let options = AttentionModuleOptions { is_causal: offset == 0, ..Default::default() };
+        let ctx = attention(q, k, v, mask, bias, options); // [B, H, T_new, dh]
+        self.output(ctx)
+    }
+
+    /// `x [B, T, d]` → `q, k, v`, each `[B, H, T, dh]`.
+    fn heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [b, t, d] = x.dims();
         let (h, dh) = (self.n_heads, d / self.n_heads);
-        // [B, T, 3d] → three [B, H, T, dh]
+        // [B, T, 3d] → [3, B, H, T, dh]
         let qkv = self.qkv.forward(x).reshape([b, t, 3, h, dh]).permute([2, 0, 3, 1, 4]);
         let q = qkv.clone().slice([0..1]).squeeze_dim::<4>(0);
         let k = qkv.clone().slice([1..2]).squeeze_dim::<4>(0);
         let v = qkv.slice([2..3]).squeeze_dim::<4>(0);
-        let (q, k) = pos.rotate_qk(q, k, offset);
-        let options = AttentionModuleOptions { is_causal: true, ..Default::default() }; // scale 1/√dh
-        let ctx = attention(q, k, v, None, bias, options); // [B, H, T, dh]
-        let ctx = ctx.swap_dims(1, 2).reshape([b, t, d]);
+        (q, k, v)
+    }
+
+    /// Attention context `[B, H, T, dh]` → heads merged and projected, `[B, T, d]`.
+    fn output(&self, ctx: Tensor<4>) -> Tensor<3> {
+        let [b, h, t, dh] = ctx.dims();
+        let ctx = ctx.swap_dims(1, 2).reshape([b, t, h * dh]);
         self.dropout.forward(self.proj.forward(ctx))
     }
 }

@@ -5,6 +5,7 @@ use burn::tensor::{Device, Tensor};
 use ember_position::PositionEncoding;
 
 use super::attention::{Attention, AttentionConfig};
+use super::cache::LayerCache;
 use super::mlp::{Mlp, MlpConfig};
 use super::norm::Norm;
 use super::ModelConfig;
@@ -49,7 +50,19 @@ impl Block {
     /// Residual stream `[B, T, d]` at positions `[offset, offset+T)` → `[B, T, d]`.
     /// `bias`: the scheme's score bias `[1, H, T, T]` (ALiBi) or `None`.
     pub fn forward(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, offset: usize) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.norm1.forward(x), pos, bias, offset);
+        self.residual(x, |h| self.attn.forward(h, pos, bias, offset))
+    }
+
+    /// The same for new tokens `x [B, T_new, d]` after the ones in `cache` (positions
+    /// `[T_cached, T_cached + T_new)`), appending their keys and values to it (see
+    /// [`Attention::forward_cached`]). `bias`: `[1, H, T_new, T_cached + T_new]` or `None`.
+    pub fn forward_cached(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, cache: &mut LayerCache) -> Tensor<3> {
+        self.residual(x, |h| self.attn.forward_cached(h, pos, bias, cache))
+    }
+
+    /// `x + attn(Norm₁ x)`, then `+ Mlp(Norm₂ ·)`; `[B, T, d]` → `[B, T, d]`.
+    fn residual(&self, x: Tensor<3>, attn: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+        let x = x.clone() + attn(self.norm1.forward(x));
         x.clone() + self.mlp.forward(self.norm2.forward(x))
     }
 }

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Files: [`config`] (`ModelConfig`, `TinyLmConfig`, the embedding scale `s`),
-//! [`attention`], [`mlp`], [`block`], [`norm`]; this file holds the model itself.
+//! [`attention`], [`mlp`], [`block`], [`norm`], [`cache`] (the KV cache used by
+//! [`TinyLm::forward_cached`] for decoding); this file holds the model itself.
 //!
 //! Init (GPT-2): every weight `N(0, 0.02)`, the residual projections (`attn.proj`,
 //! `mlp.proj`) `N(0, 0.02/√(2·n_layers))`, biases zero, norms one.
@@ -21,6 +22,7 @@
 
 pub mod attention;
 pub mod block;
+pub mod cache;
 pub mod config;
 pub mod mlp;
 pub mod norm;
@@ -34,6 +36,7 @@ use ember_position::{PositionEncoding, PositionError};
 
 pub use attention::{Attention, AttentionConfig};
 pub use block::Block;
+pub use cache::{KvCache, LayerCache};
 pub use config::{EmbedScale, ModelConfig, NormKind, TinyLmConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use norm::Norm;
@@ -132,11 +135,45 @@ impl TinyLm {
         Ok(self.norm_f.forward(states))
     }
 
+    /// An empty [`KvCache`] for this model (one [`LayerCache`] per block).
+    pub fn kv_cache(&self) -> KvCache {
+        KvCache::new(self.blocks.len())
+    }
+
+    /// New ids `[B, T_new]` following the `T_cached` tokens held in `cache` (so at positions
+    /// `[T_cached, T_cached + T_new)`) → logits `[B, T_new, V]`, equal to the last `T_new`
+    /// rows of [`Self::forward`] on all `T_cached + T_new` ids at offset 0. Appends the new
+    /// tokens' keys and values (`[B, H, T_new, dh]` per layer) to `cache`. With an empty
+    /// cache this is a prefill. Errors when the positions run past a learned table (the
+    /// cache is then unchanged) or when `cache` was made for another number of layers.
+    pub fn forward_cached(&self, ids: Tensor<2, Int>, cache: &mut KvCache) -> Result<Tensor<3>, ModelError> {
+        if cache.layers.len() != self.blocks.len() {
+            let reason = format!("has {} layers, the model {}; make it with `TinyLm::kv_cache`", cache.layers.len(), self.blocks.len());
+            return Err(ModelError::Invalid { field: "cache", reason });
+        }
+        let offset = cache.len();
+        let x = self.lookup(ids);
+        let [_, t, _] = x.dims();
+        let mut x = self.positioned(x, offset)?;
+        // New queries against every cached key plus the new ones (ALiBi; None otherwise).
+        let bias = self.pos.score_bias(t, offset + t, offset, &x.device());
+        for (block, layer) in self.blocks.iter().zip(&mut cache.layers) {
+            x = block.forward_cached(x, &self.pos, bias.clone(), layer);
+        }
+        Ok(self.head.logits(self.norm_f.forward(x), &self.tok))
+    }
+
+    /// Input embeddings `x [B, T, d]` at positions `[offset, offset+T)` → the residual
+    /// stream entering the first block, `[B, T, d]` (additive positions, dropout).
+    fn positioned(&self, x: Tensor<3>, offset: usize) -> Result<Tensor<3>, ModelError> {
+        Ok(self.drop.forward(self.pos.add_to_embeddings(x, offset)?))
+    }
+
     /// The residual stream after `layers` blocks (0 = input embeddings plus positions),
     /// `[B, T, d]`, for input embeddings `x [B, T, d]`.
     fn layer_states(&self, x: Tensor<3>, offset: usize, layers: usize) -> Result<Tensor<3>, ModelError> {
         let [_, t, _] = x.dims();
-        let mut x = self.drop.forward(self.pos.add_to_embeddings(x, offset)?);
+        let mut x = self.positioned(x, offset)?;
         // Built once per forward and shared by every layer (ALiBi; None otherwise).
         let bias = self.pos.score_bias(t, t, offset, &x.device());
         for block in self.blocks.iter().take(layers) {

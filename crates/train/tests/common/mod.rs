@@ -13,6 +13,16 @@ pub fn rng_lock() -> MutexGuard<'static, ()> {
 
 use ember_train::Config;
 
+/// Every position scheme, as `[position]` TOML (learned with a 16-position table).
+pub const SCHEMES: [&str; 6] = [
+    "scheme = \"none\"",
+    "scheme = \"sinusoidal\"",
+    "scheme = \"learned\"\nmax_len = 16",
+    "scheme = \"rope\"",
+    "scheme = \"rope\"\nlayout = \"interleaved\"",
+    "scheme = \"alibi\"",
+];
+
 /// A fresh temporary directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ember-test-{name}-{}", std::process::id()));
