@@ -1,0 +1,44 @@
+//! Pins the JSON that `ember gradcheck --json` and `ember eval --json` print, byte for byte,
+//! on fixed inputs (the gradient check's built-in problem; a 6-step run of
+//! `tests/golden/tiny-train.toml`). The golden files were written by the binary before the
+//! train crate was restructured; a refactoring must not change them.
+//!
+//! To re-record after an intended change: `EMBER_BLESS=1 cargo test --release --test golden_train`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ember(args: &[&str], dir: &Path) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_ember")).args(args).current_dir(dir).output().expect("run ember");
+    assert!(out.status.success(), "ember {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+fn check(name: &str, got: &[u8], failures: &mut Vec<String>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("EMBER_BLESS").is_some() {
+        std::fs::write(&path, got).unwrap();
+    } else if std::fs::read(&path).unwrap_or_default() != got {
+        failures.push(format!("differs from tests/golden/{name}:\n{}", String::from_utf8_lossy(got)));
+    }
+}
+
+#[test]
+fn gradcheck_and_eval_json_are_byte_identical_to_the_golden_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir: PathBuf = std::env::temp_dir().join(format!("ember-golden-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text: String = std::fs::read_to_string(root.join("data/tinyshakespeare.txt")).unwrap().chars().take(20_000).collect();
+    std::fs::write(dir.join("corpus.txt"), text).unwrap();
+    let config = std::fs::read_to_string(root.join("tests/golden/tiny-train.toml")).unwrap();
+    std::fs::write(dir.join("tiny.toml"), config.replace("CORPUS", &dir.join("corpus.txt").display().to_string())).unwrap();
+
+    let mut failures = Vec::new();
+    check("gradcheck.json", &ember(&["gradcheck", "--json"], &dir), &mut failures);
+    ember(&["train", "tiny.toml", "--out", "run", "--quiet"], &dir);
+    check("eval.json", &ember(&["eval", "run", "--json"], &dir), &mut failures);
+    check("eval-sliding.json", &ember(&["eval", "run", "--context", "8", "--stride", "3", "--split", "train", "--max-tokens", "500", "--json"], &dir), &mut failures);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
