@@ -28,6 +28,8 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// Generate text from a trained run.
     Sample(cli::train::SampleArgs),
+    /// Compare position schemes: train each variant × seed, evaluate at longer lengths.
+    Ablate(cli::ablate::AblateArgs),
 }
 
 fn main() {
@@ -39,6 +41,7 @@ fn main() {
         Command::Gradcheck(args) => cli::train::run_gradcheck(args),
         Command::Eval(args) => cli::train::run_eval(args),
         Command::Sample(args) => cli::train::run_sample(args),
+        Command::Ablate(args) => cli::ablate::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -14,8 +14,10 @@
 //! - [`eval`]: loss and perplexity over a whole split (non-overlapping or sliding windows);
 //! - [`sample`]: text generation (temperature, top-k, greedy);
 //! - [`gradcheck`]: analytic softmax-CE gradients and finite differences vs autodiff;
+//! - [`ablate`]: `ember ablate` — position-scheme ablations (grid, resume, shards, results);
 //! - [`error`]: [`TrainError`], one variant per failure kind.
 
+pub mod ablate;
 pub mod config;
 pub mod dataset;
 pub mod error;
