@@ -55,7 +55,8 @@ pub fn plot_loss_curves(lines: &Lines, out: &Path) -> Result<(), Box<dyn std::er
 /// `extrapolation.png`: non-overlapping loss (mean over seeds) against evaluation length.
 pub fn plot_extrapolation(a: &Ablation, rows: &[Row], out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     ensure_font();
-    let lines: Lines = summary(a, rows, "non_overlapping")
+    let mode = ember_train::ablate::results::modes(a)[0];
+    let lines: Lines = summary(a, rows, mode, false)
         .into_iter()
         .map(|(label, cols)| (label, cols.into_iter().filter_map(|(len, c)| c.map(|(m, _)| (len as f64, m))).collect()))
         .collect();
@@ -72,7 +73,7 @@ pub fn plot_extrapolation(a: &Ablation, rows: &[Row], out: &Path) -> Result<(), 
         .y_label_area_size(56)
         .build_cartesian_2d((x0..x1).log_scale(), yr.clone())?;
     chart.configure_mesh().x_desc("evaluation length (tokens, log scale)").y_desc("val loss (nats/token)").draw()?;
-    let t = a.base.data.context as f64;
+    let t = a.train_len() as f64;
     chart
         .draw_series(LineSeries::new([(t, yr.start), (t, yr.end)], BLACK.mix(0.5).stroke_width(1)))?
         .label(format!("training length {t}"))

@@ -12,6 +12,7 @@
 //! - [`run`]: the run directory — layout, create, load, list — and its atomic checkpoint;
 //! - [`metrics`]: `metrics.jsonl` and the progress display;
 //! - [`eval`]: loss and perplexity over a whole split (non-overlapping or sliding windows);
+//! - [`tasks`]: synthetic copy / reverse / addition data and exact-match evaluation;
 //! - [`sample`]: text generation (temperature, top-k, greedy);
 //! - [`gradcheck`]: analytic softmax-CE gradients and finite differences vs autodiff;
 //! - [`ablate`]: `ember ablate` — position-scheme ablations (grid, resume, shards, results);
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod model;
 pub mod run;
 pub mod sample;
+pub mod tasks;
 pub mod tokenizer;
 pub mod trainer;
 

@@ -129,7 +129,7 @@ fn ablation_outputs_resume_shards_and_na_cells() {
     assert_ne!(yarn, rope, "eval-only variant evaluates with scaling on");
     write_outputs(&a, &rows).unwrap();
     let csv = std::fs::read_to_string(a.config.out_dir.join("results.csv")).unwrap();
-    assert!(csv.starts_with("variant,seed,eval_len,mode,loss,perplexity,tokens,train_time_s,reason\n") && csv.lines().count() == 17);
+    assert!(csv.starts_with("variant,seed,eval_len,mode,loss,perplexity,accuracy,tokens,train_time_s,reason\n") && csv.lines().count() == 17);
     let json: Vec<Row> = serde_json::from_str(&std::fs::read_to_string(a.config.out_dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(json, rows);
     let md = to_markdown(&a, &rows);
@@ -225,5 +225,56 @@ fn ablation_config_is_checked() {
     assert!("4/4".parse::<Shard>().is_err() && "1".parse::<Shard>().is_err() && "0/0".parse::<Shard>().is_err());
     let jobs = grid::jobs(&ok);
     assert_eq!(jobs.len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn task_ablation_scores_exact_match_and_marks_learned_na() {
+    let _lock = rng_lock();
+    let dir = temp_dir("abl-task");
+    let base = ember_train::Config::from_toml(
+        r#"
+        [model]
+        d_model = 16
+        n_layers = 1
+        n_heads = 2
+        [data]
+        task = { kind = "reverse", min_len = 1, max_len = 4, alphabet = 4, examples = 200, seed = 1 }
+        context = 12
+        [train]
+        batch_size = 4
+        steps = 3
+        lr = 3e-3
+        eval_interval = 3
+        eval_batches = 2
+        "#,
+    )
+    .unwrap();
+    let data = Dataset::load(&base.data, None).unwrap();
+    assert_eq!(data.tokenizer.vocab_size(), 3 + 10 + 4, "newline, =, +, digits, 4 letters");
+    assert_eq!(Dataset::load(&base.data, None).unwrap().train, data.train, "seeded text");
+    let text = format!(
+        "base = \"b.toml\"\nout_dir = \"{}\"\neval_lengths = [1, 2]\n[eval]\ntask_examples = 5\n\
+         [[variant]]\nlabel = \"rope\"\nposition = {{ scheme = \"rope\" }}\n\
+         [[variant]]\nlabel = \"learned\"\nposition = {{ scheme = \"learned\", max_len = 12 }}\n",
+        dir.join("out").display()
+    );
+    let a = Ablation::new(toml::from_str::<AblationConfig>(&text).unwrap(), base).unwrap();
+    assert_eq!(a.eval_tokens(), vec![4, 8], "multiples of the task's max_len");
+    run_shard(&a, &Device::flex(), &quiet()).unwrap();
+    let rows = collect(&a).unwrap();
+    assert_eq!(rows.len(), 2 * 2);
+    for r in &rows {
+        assert_eq!(r.mode, "exact_match");
+        // reverse at n = 8 is 1 + 9 + 8 = 18 tokens, past the 12-token training window
+        let na = r.variant == "learned" && r.eval_len == 8;
+        assert_eq!(r.accuracy.is_none(), na, "{r:?}");
+        if !na {
+            let acc = r.accuracy.unwrap();
+            assert!((0.0..=1.0).contains(&acc) && r.loss.unwrap().is_finite() && r.tokens == Some(5 * r.eval_len), "{r:?}");
+        }
+    }
+    let md = to_markdown(&a, &rows);
+    assert!(md.contains("exact-match accuracy") && md.contains("n/a"), "{md}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

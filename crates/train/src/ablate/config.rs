@@ -76,6 +76,13 @@ pub struct EvalSettings {
     /// Cap on targets scored per cell (the first ones of the split).
     #[serde(default)]
     pub max_tokens: Option<usize>,
+    /// Task ablations: generated examples scored per length.
+    #[serde(default = "default_task_examples")]
+    pub task_examples: usize,
+}
+
+fn default_task_examples() -> usize {
+    200
 }
 
 fn default_split() -> Split {
@@ -87,7 +94,7 @@ fn default_sliding() -> f64 {
 
 impl Default for EvalSettings {
     fn default() -> Self {
-        Self { split: default_split(), sliding_stride: default_sliding(), max_tokens: None }
+        Self { split: default_split(), sliding_stride: default_sliding(), max_tokens: None, task_examples: default_task_examples() }
     }
 }
 
@@ -176,9 +183,15 @@ impl Ablation {
         self.config.out_dir.join("runs").join(label).join(format!("seed-{seed}"))
     }
 
-    /// The evaluation lengths in tokens.
+    /// The training length the multiples refer to: `data.context`, or for a task its
+    /// `max_len` (operand length).
+    pub fn train_len(&self) -> usize {
+        self.base.data.task.as_ref().map_or(self.base.data.context, |t| t.max_len)
+    }
+
+    /// The evaluation lengths: tokens, or operand lengths for a task.
     pub fn eval_tokens(&self) -> Vec<usize> {
-        self.config.eval_lengths.iter().map(|m| m * self.base.data.context).collect()
+        self.config.eval_lengths.iter().map(|m| m * self.train_len()).collect()
     }
 
     fn validate(&self) -> Result<(), TrainError> {
@@ -192,6 +205,9 @@ impl Ablation {
         }
         if c.eval_lengths.is_empty() || c.eval_lengths.contains(&0) {
             return bad("eval_lengths", format!("{:?}: need multiples ≥ 1 of the training context", c.eval_lengths));
+        }
+        if c.eval.task_examples == 0 {
+            return bad("eval.task_examples", "must be ≥ 1".into());
         }
         if !(c.eval.sliding_stride > 0.0 && c.eval.sliding_stride <= 1.0) {
             return bad("eval.sliding_stride", format!("{} is not in (0, 1]", c.eval.sliding_stride));

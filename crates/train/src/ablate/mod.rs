@@ -20,6 +20,10 @@
 //!   loss_curves.png extrapolation.png   (drawn by the CLI)
 //! ```
 //!
+//! With a synthetic task as the base's data ([`crate::tasks`]), lengths are multiples of the
+//! task's `max_len` and each cell is scored by exact-match accuracy and answer loss on fresh
+//! examples (mode `exact_match`).
+//!
 //! Files: [`config`] (schema), [`grid`] (cells, jobs, shards), [`runner`] (train + eval,
 //! resume, skip), [`results`] (rows, CSV/JSON/Markdown).
 //!

@@ -19,6 +19,14 @@ use crate::TrainError;
 /// `non_overlapping` (stride = length) or `sliding` (stride = `eval.sliding_stride` × length).
 pub const MODES: [&str; 2] = ["non_overlapping", "sliding"];
 
+/// The mode of a task ablation: answer tokens of generated examples (see [`crate::tasks`]).
+pub const TASK_MODE: &str = "exact_match";
+
+/// The modes rows of `a` have.
+pub fn modes(a: &Ablation) -> &'static [&'static str] {
+    if a.base.data.task.is_some() { &[TASK_MODE] } else { &MODES }
+}
+
 /// One evaluation of one cell at one length in one mode. `loss`, `perplexity`, `tokens` are
 /// absent (and `reason` says why) when the cell cannot be evaluated there (`n/a`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +43,8 @@ pub struct Row {
     pub loss: Option<f64>,
     /// `exp(loss)`.
     pub perplexity: Option<f64>,
+    /// Task ablations: fraction of examples with every answer token right.
+    pub accuracy: Option<f64>,
     /// Targets scored.
     pub tokens: Option<usize>,
     /// Training time of the run the cell evaluates (seconds, from its checkpoint).
@@ -90,16 +100,16 @@ pub fn write_outputs(a: &Ablation, rows: &[Row]) -> Result<(), TrainError> {
     write_atomic(&out.join("results.md"), to_markdown(a, rows).as_bytes())
 }
 
-/// The rows as CSV (header `variant,seed,eval_len,mode,loss,perplexity,tokens,train_time_s,reason`;
+/// The rows as CSV (header `variant,seed,eval_len,mode,loss,perplexity,accuracy,tokens,train_time_s,reason`;
 /// empty fields for `n/a`; text fields quoted when they hold `,`, `"` or a newline).
 pub fn to_csv(rows: &[Row]) -> String {
     let quote = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
-    let mut s = String::from("variant,seed,eval_len,mode,loss,perplexity,tokens,train_time_s,reason\n");
+    let mut s = String::from("variant,seed,eval_len,mode,loss,perplexity,accuracy,tokens,train_time_s,reason\n");
     for r in rows {
         let tokens = r.tokens.map_or(String::new(), |t| t.to_string());
         let reason = r.reason.as_deref().map_or(String::new(), quote);
-        let _ = writeln!(s, "{},{},{},{},{},{},{},{:.3},{}", quote(&r.variant), r.seed, r.eval_len, r.mode, opt(r.loss), opt(r.perplexity), tokens, r.train_time_s, reason);
+        let _ = writeln!(s, "{},{},{},{},{},{},{},{},{:.3},{}", quote(&r.variant), r.seed, r.eval_len, r.mode, opt(r.loss), opt(r.perplexity), opt(r.accuracy), tokens, r.train_time_s, reason);
     }
     s
 }
@@ -113,8 +123,8 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 }
 
 /// Per variant and mode: `(eval_len, Some((mean, std)) | None = n/a)` for each length, loss
-/// averaged over seeds (a length is `n/a` when any seed is).
-pub fn summary(a: &Ablation, rows: &[Row], mode: &str) -> Vec<(String, Vec<(usize, Option<(f64, f64)>)>)> {
+/// (or accuracy, `accuracy = true`) averaged over seeds (a length is `n/a` when any seed is).
+pub fn summary(a: &Ablation, rows: &[Row], mode: &str, accuracy: bool) -> Vec<(String, Vec<(usize, Option<(f64, f64)>)>)> {
     let lengths = a.eval_tokens();
     a.config
         .variants
@@ -124,7 +134,7 @@ pub fn summary(a: &Ablation, rows: &[Row], mode: &str) -> Vec<(String, Vec<(usiz
                 .iter()
                 .map(|&len| {
                     let sel: Vec<&Row> = rows.iter().filter(|r| r.variant == v.label && r.mode == mode && r.eval_len == len).collect();
-                    let losses: Option<Vec<f64>> = sel.iter().map(|r| r.loss).collect();
+                    let losses: Option<Vec<f64>> = sel.iter().map(|r| if accuracy { r.accuracy } else { r.loss }).collect();
                     (len, losses.filter(|l| !l.is_empty()).map(|l| mean_std(&l)))
                 })
                 .collect();
@@ -136,21 +146,24 @@ pub fn summary(a: &Ablation, rows: &[Row], mode: &str) -> Vec<(String, Vec<(usiz
 /// `results.md`: a table per mode, mean ± std of the loss over seeds.
 pub fn to_markdown(a: &Ablation, rows: &[Row]) -> String {
     let lengths = a.eval_tokens();
-    let t = a.base.data.context;
+    let t = a.train_len();
+    let what = if a.base.data.task.is_some() { "operand length" } else { "context" };
     let mut s = format!(
-        "# Ablation results\n\nValidation loss (nats/token), mean ± std over seeds {:?}; trained at context {t} for {} steps. \
+        "# Ablation results\n\nValidation loss (nats/token), mean ± std over seeds {:?}; trained at {what} {t} for {} steps. \
          `n/a` = cannot be evaluated there (reasons in results.csv).\n",
         a.config.seeds, a.base.train.steps
     );
-    for mode in MODES {
-        let _ = write!(s, "\n## {}\n\n| variant |", mode.replace('_', "-"));
+    let tables: Vec<(&str, bool)> = modes(a).iter().flat_map(|m| [(*m, false)].into_iter().chain((*m == TASK_MODE).then_some((*m, true)))).collect();
+    for (mode, accuracy) in tables {
+        let title = if accuracy { "exact-match accuracy".to_string() } else { format!("{} loss", mode.replace('_', "-")) };
+        let _ = write!(s, "\n## {title}\n\n| variant |", );
         for len in &lengths {
             let _ = write!(s, " {len} |");
         }
         s.push_str("\n| --- |");
         s.push_str(&" ---: |".repeat(lengths.len()));
         s.push('\n');
-        for (label, cols) in summary(a, rows, mode) {
+        for (label, cols) in summary(a, rows, mode, accuracy) {
             let _ = write!(s, "| {label} |");
             for (_, c) in cols {
                 match c {

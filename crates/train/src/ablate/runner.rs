@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::config::Ablation;
 use super::grid::{shard_jobs, Cell, Job, Shard};
-use super::results::{is_done, save_cell, Row, MODES};
+use super::results::{is_done, modes, save_cell, Row, TASK_MODE};
 use crate::dataset::Dataset;
 use crate::eval::{evaluate_split, untrained_length, with_rope_scaling};
 use crate::run::{Checkpoint, LoadedRun, RunDir};
@@ -121,11 +121,19 @@ pub fn evaluate_cell(a: &Ablation, cell: &Cell, run: &RunDir, train_time_s: f64,
     let e = &a.config.eval;
     let mut rows = Vec::new();
     for len in a.eval_tokens() {
-        for mode in MODES {
+        for &mode in modes(a) {
             let stride = if mode == "sliding" { ((len as f64 * e.sliding_stride).round() as usize).clamp(1, len) } else { len };
-            let mut row = Row { variant: cell.variant.clone(), seed: cell.seed, eval_len: len, mode: mode.into(), loss: None, perplexity: None, tokens: None, train_time_s, reason: None };
-            match untrained_length(&loaded.config, len) {
+            let mut row = Row { variant: cell.variant.clone(), seed: cell.seed, eval_len: len, mode: mode.into(), loss: None, perplexity: None, accuracy: None, tokens: None, train_time_s, reason: None };
+            let task = loaded.config.data.task.clone();
+            let seq = task.as_ref().map_or(len, |t| t.example_len(len));
+            match untrained_length(&loaded.config, seq) {
                 Some(reason) => row.reason = Some(reason),
+                None if mode == TASK_MODE => {
+                    let task = task.expect("task mode only with a task");
+                    let r = crate::tasks::evaluate(&loaded.model, &loaded.tokenizer, &task, len, e.task_examples, device)?;
+                    (row.loss, row.perplexity, row.accuracy) = (Some(r.loss), Some(r.loss.exp()), Some(r.accuracy));
+                    row.tokens = Some(r.scored);
+                }
                 None => {
                     let r = evaluate_split(&loaded.model, data.ids(e.split), e.split, len, stride, e.max_tokens, device)?;
                     (row.loss, row.perplexity, row.tokens) = (Some(r.loss), Some(r.perplexity), Some(r.tokens));
