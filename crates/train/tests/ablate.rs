@@ -143,6 +143,11 @@ fn ablation_outputs_resume_shards_and_na_cells() {
     assert_eq!((again.evaluated, again.skipped, again.trained.len()), (1, 3, 0));
     assert_eq!(numbers(&collect(&a).unwrap()), numbers(&rows), "re-evaluation gives the same numbers");
 
+    // Other settings into the same out_dir are refused, not mixed.
+    let mut other = a.clone();
+    other.config.eval_lengths = vec![1, 3];
+    assert!(run_shard(&other, &dev, &quiet()).unwrap_err().to_string().contains("other settings"));
+
     // An interrupted training resumes from its checkpoint and ends with the same numbers.
     let b = ablation(&dir, "interrupted");
     let cut = run_shard(&b, &dev, &AblateOptions { stop_at: Some(2), ..quiet() }).unwrap();

@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! out_dir/
+//!   ablation.toml               the settings the cells were made with
 //!   runs/<label>/seed-<s>/      a normal run directory per trained variant × seed
 //!   cells/<label>/seed-<s>.json the finished cell's rows (results::Row), one file per cell
 //!   results.csv results.json    every row: variant, seed, eval_len, mode, loss, perplexity,
@@ -30,7 +31,8 @@
 //! ## Resuming, sharding, concurrency
 //!
 //! Rerunning the same command skips finished cells and resumes an interrupted training
-//! from its checkpoint. `--shard i/n` (0 ≤ i < n) runs only jobs `k ≡ i (mod n)` and writes
+//! from its checkpoint. `out_dir/ablation.toml` records the settings on the first run; a
+//! later run with other settings into the same `out_dir` is refused rather than mixing cells. `--shard i/n` (0 ≤ i < n) runs only jobs `k ≡ i (mod n)` and writes
 //! their cells; `--collect` merges every cell into the outputs (and names missing ones).
 //! Shards only share `out_dir`, so they can run on different machines with a shared disk:
 //!

@@ -63,6 +63,25 @@ pub fn is_done(a: &Ablation, cell: &Cell) -> bool {
     cell_path(a, cell).exists()
 }
 
+/// Record the ablation's settings in `out_dir/ablation.toml` on the first run, and refuse to
+/// mix cells of different settings afterwards (finished cells are reused by label and seed).
+pub fn check_settings(a: &Ablation) -> Result<(), TrainError> {
+    let path = a.config.out_dir.join("ablation.toml");
+    let text = format!("{}\n# the base config, as resolved\n# {}\n", toml::to_string(&a.config).expect("serializes"), a.base.to_toml().replace('\n', "\n# "));
+    match std::fs::read_to_string(&path) {
+        Ok(old) if old == text => Ok(()),
+        Ok(_) => Err(TrainError::checkpoint(
+            &path,
+            "this out_dir holds cells of an ablation with other settings (base, steps, lengths, variants…); \
+             use a new out_dir, or delete this one to start over",
+        )),
+        Err(_) => {
+            std::fs::create_dir_all(&a.config.out_dir).map_err(|e| TrainError::write(&a.config.out_dir, e))?;
+            write_atomic(&path, text.as_bytes())
+        }
+    }
+}
+
 /// Write a finished cell's rows.
 pub fn save_cell(a: &Ablation, cell: &Cell, rows: &[Row]) -> Result<(), TrainError> {
     let path = cell_path(a, cell);

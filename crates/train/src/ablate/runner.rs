@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::config::Ablation;
 use super::grid::{shard_jobs, Cell, Job, Shard};
-use super::results::{is_done, modes, save_cell, Row, TASK_MODE};
+use super::results::{check_settings, is_done, modes, save_cell, Row, TASK_MODE};
 use crate::dataset::Dataset;
 use crate::eval::{evaluate_split, untrained_length, with_rope_scaling};
 use crate::run::{Checkpoint, LoadedRun, RunDir};
@@ -63,6 +63,7 @@ pub fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
 
 /// Run the jobs of `options.shard` on `device`. See the module docs.
 pub fn run_shard(a: &Ablation, device: &Device, options: &AblateOptions) -> Result<ShardOutcome, TrainError> {
+    check_settings(a)?;
     let jobs = shard_jobs(a, options.shard);
     let bar = progress_bar(jobs.iter().map(|j| j.cells.len()).sum(), options.quiet);
     let mut out = ShardOutcome::default();
