@@ -133,6 +133,12 @@ pub fn to_csv(rows: &[Row]) -> String {
     s
 }
 
+/// `(evaluation length, Some((mean, std)) | None = n/a)`.
+pub type LengthStat = (usize, Option<(f64, f64)>);
+
+/// `(label, [(step, mean val loss)])`.
+pub type Curve = (String, Vec<(f64, f64)>);
+
 /// Mean and sample standard deviation (0 for one value).
 pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
@@ -143,7 +149,7 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 
 /// Per variant and mode: `(eval_len, Some((mean, std)) | None = n/a)` for each length, loss
 /// (or accuracy, `accuracy = true`) averaged over seeds (a length is `n/a` when any seed is).
-pub fn summary(a: &Ablation, rows: &[Row], mode: &str, accuracy: bool) -> Vec<(String, Vec<(usize, Option<(f64, f64)>)>)> {
+pub fn summary(a: &Ablation, rows: &[Row], mode: &str, accuracy: bool) -> Vec<(String, Vec<LengthStat>)> {
     let lengths = a.eval_tokens();
     a.config
         .variants
@@ -199,7 +205,7 @@ pub fn to_markdown(a: &Ablation, rows: &[Row]) -> String {
 
 /// Validation loss over steps per trained variant (mean over seeds at each evaluation step),
 /// read from each run's `metrics.jsonl`, for `loss_curves.png`.
-pub fn loss_curves(a: &Ablation) -> Result<Vec<(String, Vec<(f64, f64)>)>, TrainError> {
+pub fn loss_curves(a: &Ablation) -> Result<Vec<Curve>, TrainError> {
     let mut out = Vec::new();
     for v in a.config.variants.iter().filter(|v| v.trains()) {
         let mut sum: Vec<(f64, f64, usize)> = Vec::new();
