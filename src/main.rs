@@ -31,6 +31,8 @@ enum Command {
     /// Benchmarks: `bench step` times the phases of a training step.
     #[command(subcommand)]
     Bench(cli::bench::BenchCmd),
+    /// Compare position schemes: train each variant × seed, evaluate at longer lengths.
+    Ablate(cli::ablate::AblateArgs),
 }
 
 fn main() {
@@ -43,6 +45,7 @@ fn main() {
         Command::Eval(args) => cli::train::run_eval(args),
         Command::Sample(args) => cli::train::run_sample(args),
         Command::Bench(cmd) => cli::bench::run(cmd),
+        Command::Ablate(args) => cli::ablate::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -8,6 +8,7 @@ use clap::Args;
 use ember_device::device_from_name;
 use ember_train::config::Overrides;
 use ember_train::dataset::{Dataset, Split};
+use ember_train::eval::{self, EvalScaling, ScalingKind};
 use ember_train::gradcheck;
 use ember_train::run::RunDir;
 use ember_train::sample::SampleOptions;
@@ -40,16 +41,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
     let overrides = Overrides { backend: args.backend, steps: args.steps, out_dir: args.out };
     let config = Config::load(&args.config)?.with_overrides(&overrides)?;
     let device = device_from_name(&config.backend)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130); // second Ctrl-C: give up now
-            }
-            eprintln!("\nCtrl-C: finishing this step and saving a checkpoint (press again to abort)");
-        });
-    }
+    let stop = stop_on_ctrl_c("finishing this step and saving a checkpoint");
     eprintln!("ember: training {} on {} → {}", args.config.display(), config.backend, config.run.out_dir.display());
     let options = TrainOptions { resume: args.resume, quiet: args.quiet, stop: Some(stop), stop_at: None };
     let out = train(&config, &device, &options)?;
@@ -69,6 +61,19 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
     println!("--- sample (temperature 0.8, top-k 40) ---\n{}\n---", text.trim_end());
     println!("run directory: {} (loss_curve.png, metrics.jsonl, checkpoint.bin)", config.run.out_dir.display());
     Ok(0)
+}
+
+/// A flag Ctrl-C sets (after printing `what`); a second Ctrl-C exits at once with 130.
+pub fn stop_on_ctrl_c(what: &'static str) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130); // second Ctrl-C: give up now
+        }
+        eprintln!("\nCtrl-C: {what} (press again to abort)");
+    });
+    stop
 }
 
 /// `ember gradcheck [CONFIG]`
@@ -137,16 +142,26 @@ pub struct EvalArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Evaluate a RoPE run with frequency scaling switched on: linear, dynamic, yarn or
+    /// llama3 (original context = the run's training context; the run's files are not changed).
+    #[arg(long, requires = "factor")]
+    pub rope_scaling: Option<ScalingKind>,
+    /// Scaling factor for --rope-scaling (e.g. eval length / training context).
+    #[arg(long, requires = "rope_scaling")]
+    pub factor: Option<f64>,
 }
 
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<i32> {
     let device = device_from_name(&args.backend)?;
     let split = args.split;
-    let run = RunDir::new(&args.run_dir).load(&device)?;
+    let mut run = RunDir::new(&args.run_dir).load(&device)?;
+    if let (Some(kind), Some(factor)) = (args.rope_scaling, args.factor) {
+        run = eval::with_rope_scaling(run, &EvalScaling { kind, factor }, &device)?;
+    }
     let data = Dataset::load(&run.config.data, Some(run.tokenizer.clone()))?;
     let context = args.context.unwrap_or(run.config.data.context);
     let stride = args.stride.unwrap_or(context);
-    let report = ember_train::eval::evaluate_split(&run.model, data.ids(split), split, context, stride, args.max_tokens, &device)?;
+    let report = eval::evaluate_run(&run, &data, split, context, stride, args.max_tokens, &device)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

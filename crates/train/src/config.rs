@@ -62,8 +62,13 @@ pub enum TokenizerConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// Corpus text file (relative paths are relative to the working directory).
+    /// Corpus text file (relative paths are relative to the working directory); omitted
+    /// with `task`.
+    #[serde(default, skip_serializing_if = "is_empty_path")]
     pub corpus: PathBuf,
+    /// A synthetic task generating the text instead of a corpus (see [`crate::tasks`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<crate::tasks::TaskConfig>,
     /// Tokenizer; default `{ kind = "char" }`.
     #[serde(default = "default_tokenizer")]
     pub tokenizer: TokenizerConfig,
@@ -72,6 +77,10 @@ pub struct DataConfig {
     pub val_fraction: f64,
     /// Context length `T` of training windows.
     pub context: usize,
+}
+
+fn is_empty_path(p: &Path) -> bool {
+    p.as_os_str().is_empty()
 }
 
 fn default_tokenizer() -> TokenizerConfig {
@@ -201,6 +210,17 @@ impl Config {
             return bad("position", e.to_string());
         }
         let d = &self.data;
+        match (&d.task, d.corpus.as_os_str().is_empty()) {
+            (Some(task), true) => {
+                task.validate()?;
+                if !matches!(d.tokenizer, TokenizerConfig::Char {}) {
+                    return bad("data.tokenizer", "a task uses the character tokenizer; remove data.tokenizer".into());
+                }
+            }
+            (Some(_), false) => return bad("data.corpus", "give either a corpus or a task, not both".into()),
+            (None, true) => return bad("data.corpus", "missing: set data.corpus to a text file (or data.task)".into()),
+            (None, false) => {}
+        }
         if d.context < 1 {
             return bad("data.context", "must be ≥ 1".into());
         }

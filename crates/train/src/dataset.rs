@@ -6,6 +6,8 @@
 //! `(seed, stream, index)` ([`Batches`]), so a resumed run draws exactly the batches the
 //! uninterrupted one would, and training and evaluation draw independent streams.
 
+use std::path::PathBuf;
+
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{DataConfig, TokenizerConfig};
@@ -58,6 +60,12 @@ impl Dataset {
     /// Read the corpus and build (or load, with `tokenizer`) the tokenizer, then tokenize
     /// both splits. Checks that each split holds at least one window of `context + 1` tokens.
     pub fn load(config: &DataConfig, tokenizer: Option<Tokenizer>) -> Result<Self, TrainError> {
+        if let Some(task) = &config.task {
+            // Generated text: training and validation lines from independent streams.
+            let (train, val) = (task.text(0, task.examples), task.text(1, task.examples.div_ceil(10)));
+            let tokenizer = tokenizer.unwrap_or_else(|| Tokenizer::char_level(&task.symbols()));
+            return Self::from_texts(config, tokenizer, &train, &val, &PathBuf::from(format!("<task {:?}>", task.kind)));
+        }
         let path = &config.corpus;
         let corpus = |reason: String| TrainError::Corpus { path: path.clone(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
@@ -81,6 +89,12 @@ impl Dataset {
                 TokenizerConfig::File { path } => Tokenizer::load(path)?,
             },
         };
+        Self::from_texts(config, tokenizer, train_text, val_text, path)
+    }
+
+    /// Tokenize both splits and check them (ids within the table, one window each).
+    fn from_texts(config: &DataConfig, tokenizer: Tokenizer, train_text: &str, val_text: &str, path: &std::path::Path) -> Result<Self, TrainError> {
+        let corpus = |reason: String| TrainError::Corpus { path: path.to_path_buf(), reason };
         let data = Self { train: tokenizer.encode(train_text)?, val: tokenizer.encode(val_text)?, tokenizer };
         // The model's table has exactly `vocab_size` rows: an id past it (a tokenizer.json whose
         // added tokens or model ids exceed its reported size) is an error here, not garbage rows.
@@ -179,7 +193,7 @@ impl Batches {
 }
 
 /// SplitMix64 over a combination of the keys: a stateless, well-mixed 64-bit draw.
-fn mix(seed: u64, stream: u64, index: u64, item: u64) -> u64 {
+pub(crate) fn mix(seed: u64, stream: u64, index: u64, item: u64) -> u64 {
     let mut z = seed
         ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ index.wrapping_mul(0xBF58_476D_1CE4_E5B9)

@@ -8,14 +8,24 @@
 //! setting, where early tokens of each window see little history); `stride < context`
 //! removes that early-token effect. All windows sit at positions `[0, context)`: a context
 //! longer than training tests extrapolation (a `learned` table cannot, and says so).
+//!
+//! A finished run is evaluated through [`evaluate_run`], which also refuses a `learned`
+//! model past the context it was *trained* on ([`untrained_length`]): rows past it exist in
+//! the table (up to `max_len`) but never received a gradient. A RoPE run can be evaluated
+//! with frequency scaling switched on ([`EvalScaling`], `ember eval --rope-scaling yarn
+//! --factor 4`) without touching its files: RoPE has no parameters, so only the scheme's
+//! settings change ([`with_rope_scaling`]).
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use serde::Serialize;
+use ember_position::rope_scaling::RopeScaling;
+use ember_position::PositionConfig;
+use serde::{Deserialize, Serialize};
 
-use crate::dataset::Split;
+use crate::dataset::{Dataset, Split};
 use crate::model::TinyLm;
-use crate::TrainError;
+use crate::run::LoadedRun;
+use crate::{Config, TrainError};
 
 /// `ember eval --json` output.
 #[derive(Clone, Debug, Serialize)]
@@ -86,4 +96,95 @@ pub fn evaluate_split(model: &TinyLm, ids: &[u32], split: Split, context: usize,
     }
     let loss = total / count as f64;
     Ok(EvalReport { split, context, stride, tokens: count, loss, perplexity: loss.exp() })
+}
+
+/// A RoPE scaling method switched on at evaluation time (`--rope-scaling KIND`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScalingKind {
+    /// Position interpolation.
+    Linear,
+    /// Dynamic NTK.
+    Dynamic,
+    /// YaRN.
+    Yarn,
+    /// Llama 3.1's wavelength-dependent scaling.
+    Llama3,
+}
+
+impl std::str::FromStr for ScalingKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "linear" => Ok(Self::Linear),
+            "dynamic" => Ok(Self::Dynamic),
+            "yarn" => Ok(Self::Yarn),
+            "llama3" => Ok(Self::Llama3),
+            other => Err(format!("`{other}` is not a RoPE scaling; use linear, dynamic, yarn or llama3")),
+        }
+    }
+}
+
+/// Eval-time RoPE scaling: a kind and a factor. The original context of every method is the
+/// run's training context `L` (`data.context`); the other settings take Hugging Face's
+/// defaults (YaRN β_fast 32, β_slow 1; llama3 low 1, high 4). TOML: `{ kind = "yarn", factor = 4.0 }`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalScaling {
+    /// Which method.
+    pub kind: ScalingKind,
+    /// Its factor `s > 0` (usually eval length / `L`).
+    pub factor: f64,
+}
+
+impl EvalScaling {
+    /// The position crate's [`RopeScaling`] for a model trained at context `trained_context`.
+    pub fn rope_scaling(&self, trained_context: usize) -> RopeScaling {
+        let (factor, l) = (self.factor, trained_context);
+        match self.kind {
+            ScalingKind::Linear => RopeScaling::Linear { factor },
+            ScalingKind::Dynamic => RopeScaling::Dynamic { factor, max_position: l },
+            ScalingKind::Yarn => RopeScaling::Yarn { factor, original_max_position: l, beta_fast: 32.0, beta_slow: 1.0, attention_factor: None },
+            ScalingKind::Llama3 => RopeScaling::Llama3 { factor, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position: l },
+        }
+    }
+}
+
+/// Switch a loaded RoPE run to `scaling` (its config's `position.scaling` is replaced in
+/// memory; the files are untouched; `device` is the model's). Errors when the run is not RoPE or the factor is bad.
+pub fn with_rope_scaling(mut run: LoadedRun, scaling: &EvalScaling, device: &Device) -> Result<LoadedRun, TrainError> {
+    let trained = run.config.data.context;
+    let PositionConfig::Rope { layout, base, partial_rotary_factor, .. } = run.config.position.clone() else {
+        return Err(TrainError::request(
+            "--rope-scaling",
+            format!("the run uses `{}` positions; RoPE scaling applies only to a run trained with scheme = \"rope\"", run.config.position.scheme()),
+        ));
+    };
+    let position = PositionConfig::Rope { layout, base, partial_rotary_factor, scaling: scaling.rope_scaling(trained) };
+    let m = &run.config.model;
+    run.model.pos = position.init(m.d_model, m.n_heads, device).map_err(|e| TrainError::request("--factor", e.to_string()))?;
+    run.config.position = position;
+    Ok(run)
+}
+
+/// Why `config`'s model cannot be evaluated at `context` tokens, if it cannot: a learned
+/// table past the training context (its rows there never received a gradient).
+pub fn untrained_length(config: &Config, context: usize) -> Option<String> {
+    let trained = config.data.context;
+    match config.position {
+        PositionConfig::Learned { max_len, .. } if context > trained => Some(format!(
+            "learned positions were trained on {trained} positions only (table max_len = {max_len}): rows past {trained} never \
+             received a gradient, so evaluating at {context} tokens measures untrained weights; evaluate at ≤ {trained} or use a scheme that extrapolates"
+        )),
+        _ => None,
+    }
+}
+
+/// [`evaluate_split`] on a finished run's `split`, after refusing lengths the model was not
+/// trained for ([`untrained_length`]).
+pub fn evaluate_run(run: &LoadedRun, data: &Dataset, split: Split, context: usize, stride: usize, max_tokens: Option<usize>, device: &Device) -> Result<EvalReport, TrainError> {
+    if let Some(reason) = untrained_length(&run.config, context) {
+        return Err(TrainError::request("--context", reason));
+    }
+    evaluate_split(&run.model, data.ids(split), split, context, stride, max_tokens, device)
 }

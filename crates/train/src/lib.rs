@@ -14,10 +14,13 @@
 //! - [`eval`]: loss and perplexity over a whole split (non-overlapping or sliding windows);
 //! - [`sample`]: text generation (temperature, top-k, greedy; KV cache);
 //! - [`bench`]: the phases of a training step timed (`ember bench step`);
+//! - [`tasks`]: synthetic copy / reverse / addition data and exact-match evaluation;
 //! - [`gradcheck`]: analytic softmax-CE gradients and finite differences vs autodiff;
+//! - [`ablate`]: `ember ablate` — position-scheme ablations (grid, resume, shards, results);
 //! - [`error`]: [`TrainError`], one variant per failure kind.
 
 pub mod bench;
+pub mod ablate;
 pub mod config;
 pub mod dataset;
 pub mod error;
@@ -27,6 +30,7 @@ pub mod metrics;
 pub mod model;
 pub mod run;
 pub mod sample;
+pub mod tasks;
 pub mod tokenizer;
 pub mod trainer;
 

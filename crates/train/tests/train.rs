@@ -104,10 +104,14 @@ fn config_errors_name_the_field() {
         let err = Config::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains(needle), "error should name {needle}: {err}");
     }
-    // Every shipped config parses and validates.
+    // Every shipped config parses and validates (ablations with their base config).
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs")).unwrap() {
         let path = entry.unwrap().path();
-        Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if path.file_name().unwrap().to_string_lossy().starts_with("ablation-") {
+            ember_train::ablate::Ablation::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        } else {
+            Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
     }
 }
 

@@ -97,16 +97,21 @@ impl TinyLm {
             head,
             embed_scale: c.embed_scale(),
         };
-        // Burn initialises parameters lazily, at first use; draw them all now (in field
-        // order), so the weights depend on the seed set before `init` and not on what runs
-        // in between.
+        // Burn initialises parameters lazily, at first use; draw them all now, so the
+        // weights depend on the seed set before `init` and not on what runs in between. The
+        // position table (learned only) is drawn last: every other weight is then the same
+        // for every scheme under one seed (an ablation changes only the position scheme).
         struct Materialize;
         impl burn::module::ModuleVisitor for Materialize {
             fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
                 let _ = param.val();
             }
         }
-        model.visit(&mut Materialize);
+        model.tok.visit(&mut Materialize);
+        model.blocks.visit(&mut Materialize);
+        model.norm_f.visit(&mut Materialize);
+        model.head.visit(&mut Materialize);
+        model.pos.visit(&mut Materialize);
         Ok(model)
     }
 

@@ -1,0 +1,231 @@
+//! Result rows, the per-cell files shards write, and the merged outputs.
+//!
+//! Each finished cell is one file `out_dir/cells/<label>/seed-<seed>.json` (a JSON array of
+//! [`Row`]s, written atomically): its existence is what "finished" means, for resume and for
+//! `--collect`. [`write_outputs`] merges all cells into `results.csv`, `results.json` (the
+//! same rows) and `results.md` (mean ± std over seeds, one row per variant, one column per
+//! evaluation length, one table per mode).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::config::Ablation;
+use super::grid::{cells, Cell};
+use crate::run::write_atomic;
+use crate::TrainError;
+
+/// `non_overlapping` (stride = length) or `sliding` (stride = `eval.sliding_stride` × length).
+pub const MODES: [&str; 2] = ["non_overlapping", "sliding"];
+
+/// The mode of a task ablation: answer tokens of generated examples (see [`crate::tasks`]).
+pub const TASK_MODE: &str = "exact_match";
+
+/// The modes rows of `a` have.
+pub fn modes(a: &Ablation) -> &'static [&'static str] {
+    if a.base.data.task.is_some() { &[TASK_MODE] } else { &MODES }
+}
+
+/// One evaluation of one cell at one length in one mode. `loss`, `perplexity`, `tokens` are
+/// absent (and `reason` says why) when the cell cannot be evaluated there (`n/a`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// Variant label.
+    pub variant: String,
+    /// Seed.
+    pub seed: u64,
+    /// Evaluation length in tokens.
+    pub eval_len: usize,
+    /// One of [`MODES`].
+    pub mode: String,
+    /// Mean cross-entropy (nats/token).
+    pub loss: Option<f64>,
+    /// `exp(loss)`.
+    pub perplexity: Option<f64>,
+    /// Task ablations: fraction of examples with every answer token right.
+    pub accuracy: Option<f64>,
+    /// Targets scored.
+    pub tokens: Option<usize>,
+    /// Training time of the run the cell evaluates (seconds, from its checkpoint).
+    pub train_time_s: f64,
+    /// Why the cell is `n/a`.
+    pub reason: Option<String>,
+}
+
+/// `out_dir/cells/<label>/seed-<seed>.json`.
+pub fn cell_path(a: &Ablation, cell: &Cell) -> PathBuf {
+    a.config.out_dir.join("cells").join(&cell.variant).join(format!("seed-{}.json", cell.seed))
+}
+
+/// Whether `cell` is finished (its file exists).
+pub fn is_done(a: &Ablation, cell: &Cell) -> bool {
+    cell_path(a, cell).exists()
+}
+
+/// Record the ablation's settings in `out_dir/ablation.toml` on the first run, and refuse to
+/// mix cells of different settings afterwards (finished cells are reused by label and seed).
+pub fn check_settings(a: &Ablation) -> Result<(), TrainError> {
+    let path = a.config.out_dir.join("ablation.toml");
+    let text = format!("{}\n# the base config, as resolved\n# {}\n", toml::to_string(&a.config).expect("serializes"), a.base.to_toml().replace('\n', "\n# "));
+    match std::fs::read_to_string(&path) {
+        Ok(old) if old == text => Ok(()),
+        Ok(_) => Err(TrainError::checkpoint(
+            &path,
+            "this out_dir holds cells of an ablation with other settings (base, steps, lengths, variants…); \
+             use a new out_dir, or delete this one to start over",
+        )),
+        Err(_) => {
+            std::fs::create_dir_all(&a.config.out_dir).map_err(|e| TrainError::write(&a.config.out_dir, e))?;
+            write_atomic(&path, text.as_bytes())
+        }
+    }
+}
+
+/// Write a finished cell's rows.
+pub fn save_cell(a: &Ablation, cell: &Cell, rows: &[Row]) -> Result<(), TrainError> {
+    let path = cell_path(a, cell);
+    let dir = path.parent().expect("cell files sit in a directory");
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::write(dir, e))?;
+    write_atomic(&path, serde_json::to_string_pretty(rows).expect("rows serialize").as_bytes())
+}
+
+/// Every cell's rows in output order; errors name the cells not finished yet.
+pub fn collect(a: &Ablation) -> Result<Vec<Row>, TrainError> {
+    let all = cells(a);
+    let missing: Vec<String> = all.iter().filter(|c| !is_done(a, c)).map(|c| format!("{} seed {}", c.variant, c.seed)).collect();
+    if !missing.is_empty() {
+        return Err(TrainError::checkpoint(
+            a.config.out_dir.join("cells"),
+            format!("{} of {} cells are not finished ({}); run the missing shards first", missing.len(), all.len(), missing.join(", ")),
+        ));
+    }
+    let mut rows = Vec::new();
+    for c in &all {
+        let path = cell_path(a, c);
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::read(&path, e))?;
+        let mut r: Vec<Row> = serde_json::from_str(&text).map_err(|e| TrainError::checkpoint(&path, format!("unreadable cell file ({e}); delete it to rerun the cell")))?;
+        rows.append(&mut r);
+    }
+    Ok(rows)
+}
+
+/// Write `results.csv`, `results.json` and `results.md` into the ablation's directory.
+pub fn write_outputs(a: &Ablation, rows: &[Row]) -> Result<(), TrainError> {
+    let out = &a.config.out_dir;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::write(out, e))?;
+    write_atomic(&out.join("results.csv"), to_csv(rows).as_bytes())?;
+    write_atomic(&out.join("results.json"), serde_json::to_string_pretty(rows).expect("rows serialize").as_bytes())?;
+    write_atomic(&out.join("results.md"), to_markdown(a, rows).as_bytes())
+}
+
+/// The rows as CSV (header `variant,seed,eval_len,mode,loss,perplexity,accuracy,tokens,train_time_s,reason`;
+/// empty fields for `n/a`; text fields quoted when they hold `,`, `"` or a newline).
+pub fn to_csv(rows: &[Row]) -> String {
+    let quote = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
+    let mut s = String::from("variant,seed,eval_len,mode,loss,perplexity,accuracy,tokens,train_time_s,reason\n");
+    for r in rows {
+        let tokens = r.tokens.map_or(String::new(), |t| t.to_string());
+        let reason = r.reason.as_deref().map_or(String::new(), quote);
+        let _ = writeln!(s, "{},{},{},{},{},{},{},{},{:.3},{}", quote(&r.variant), r.seed, r.eval_len, r.mode, opt(r.loss), opt(r.perplexity), opt(r.accuracy), tokens, r.train_time_s, reason);
+    }
+    s
+}
+
+/// `(evaluation length, Some((mean, std)) | None = n/a)`.
+pub type LengthStat = (usize, Option<(f64, f64)>);
+
+/// `(label, [(step, mean val loss)])`.
+pub type Curve = (String, Vec<(f64, f64)>);
+
+/// Mean and sample standard deviation (0 for one value).
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// Per variant and mode: `(eval_len, Some((mean, std)) | None = n/a)` for each length, loss
+/// (or accuracy, `accuracy = true`) averaged over seeds (a length is `n/a` when any seed is).
+pub fn summary(a: &Ablation, rows: &[Row], mode: &str, accuracy: bool) -> Vec<(String, Vec<LengthStat>)> {
+    let lengths = a.eval_tokens();
+    a.config
+        .variants
+        .iter()
+        .map(|v| {
+            let cols = lengths
+                .iter()
+                .map(|&len| {
+                    let sel: Vec<&Row> = rows.iter().filter(|r| r.variant == v.label && r.mode == mode && r.eval_len == len).collect();
+                    let losses: Option<Vec<f64>> = sel.iter().map(|r| if accuracy { r.accuracy } else { r.loss }).collect();
+                    (len, losses.filter(|l| !l.is_empty()).map(|l| mean_std(&l)))
+                })
+                .collect();
+            (v.label.clone(), cols)
+        })
+        .collect()
+}
+
+/// `results.md`: a table per mode, mean ± std of the loss over seeds.
+pub fn to_markdown(a: &Ablation, rows: &[Row]) -> String {
+    let lengths = a.eval_tokens();
+    let t = a.train_len();
+    let what = if a.base.data.task.is_some() { "operand length" } else { "context" };
+    let mut s = format!(
+        "# Ablation results\n\nValidation loss (nats/token), mean ± std over seeds {:?}; trained at {what} {t} for {} steps. \
+         `n/a` = cannot be evaluated there (reasons in results.csv).\n",
+        a.config.seeds, a.base.train.steps
+    );
+    let tables: Vec<(&str, bool)> = modes(a).iter().flat_map(|m| [(*m, false)].into_iter().chain((*m == TASK_MODE).then_some((*m, true)))).collect();
+    for (mode, accuracy) in tables {
+        let title = if accuracy { "exact-match accuracy".to_string() } else { format!("{} loss", mode.replace('_', "-")) };
+        let _ = write!(s, "\n## {title}\n\n| variant |", );
+        for len in &lengths {
+            let _ = write!(s, " {len} |");
+        }
+        s.push_str("\n| --- |");
+        s.push_str(&" ---: |".repeat(lengths.len()));
+        s.push('\n');
+        for (label, cols) in summary(a, rows, mode, accuracy) {
+            let _ = write!(s, "| {label} |");
+            for (_, c) in cols {
+                match c {
+                    Some((m, sd)) if a.config.seeds.len() > 1 => { let _ = write!(s, " {m:.4} ± {sd:.4} |"); }
+                    Some((m, _)) => { let _ = write!(s, " {m:.4} |"); }
+                    None => s.push_str(" n/a |"),
+                }
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// Validation loss over steps per trained variant (mean over seeds at each evaluation step),
+/// read from each run's `metrics.jsonl`, for `loss_curves.png`.
+pub fn loss_curves(a: &Ablation) -> Result<Vec<Curve>, TrainError> {
+    let mut out = Vec::new();
+    for v in a.config.variants.iter().filter(|v| v.trains()) {
+        let mut sum: Vec<(f64, f64, usize)> = Vec::new();
+        for &seed in &a.config.seeds {
+            let path = crate::run::RunDir::new(a.run_dir(&v.label, seed)).metrics();
+            let (_, evals) = crate::metrics::read_metrics(&path)?;
+            for (i, (step, _, val)) in evals.into_iter().enumerate() {
+                match sum.get_mut(i) {
+                    Some(e) if e.0 == step => { e.1 += val; e.2 += 1; }
+                    Some(_) => {}
+                    None => sum.push((step, val, 1)),
+                }
+            }
+        }
+        out.push((v.label.clone(), sum.into_iter().map(|(s, v, n)| (s, v / n as f64)).collect()));
+    }
+    Ok(out)
+}
+
+/// The ablation's output directory files (for messages).
+pub fn output_files(dir: &Path) -> [PathBuf; 5] {
+    ["results.csv", "results.json", "results.md", "loss_curves.png", "extrapolation.png"].map(|f| dir.join(f))
+}

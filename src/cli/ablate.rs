@@ -1,0 +1,115 @@
+//! `ember ablate CONFIG [--shard i/n | --collect | --jobs N]`: compare position schemes
+//! (see `ember_train::ablate` for the config, the outputs, and Slurm / GNU parallel recipes).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use clap::Args;
+use ember_device::device_from_name;
+use ember_train::ablate::results::{collect, is_done, loss_curves, output_files, write_outputs};
+use ember_train::ablate::runner::progress_bar;
+use ember_train::ablate::{grid, run_shard, AblateOptions, Ablation, Shard};
+
+use super::ablate_plot::{plot_extrapolation, plot_loss_curves};
+
+/// `ember ablate CONFIG`
+#[derive(Args)]
+pub struct AblateArgs {
+    /// Ablation TOML (see configs/ablation-*.toml).
+    pub config: PathBuf,
+    /// Run only shard i of n (0 ≤ i < n); its cells go to the shared out_dir. Merge with --collect.
+    #[arg(long, conflicts_with_all = ["collect", "jobs"])]
+    pub shard: Option<Shard>,
+    /// Merge the finished cells of all shards into results.{csv,json,md} and the plots.
+    #[arg(long, conflicts_with = "jobs")]
+    pub collect: bool,
+    /// Run N shards at once as child processes, each with RAYON_NUM_THREADS = cores / N.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Backend (default: the base config's).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: AblateArgs) -> anyhow::Result<i32> {
+    let ablation = Ablation::load(&args.config)?;
+    if !args.collect {
+        let code = match args.jobs {
+            Some(n) if n > 1 => run_jobs(&args, &ablation, n)?,
+            _ => run_here(&args, &ablation)?,
+        };
+        if code != 0 {
+            return Ok(code);
+        }
+        if let Some(s) = args.shard {
+            println!("shard {s} done; merge with: ember ablate {} --collect", args.config.display());
+            return Ok(0);
+        }
+    }
+    finish(&ablation)?;
+    Ok(0)
+}
+
+/// Run this process's shard (all of it without --shard).
+fn run_here(args: &AblateArgs, a: &Ablation) -> anyhow::Result<i32> {
+    let backend = args.backend.clone().unwrap_or_else(|| a.base.backend.clone());
+    let device = device_from_name(&backend)?;
+    let stop = super::train::stop_on_ctrl_c("saving the running training's checkpoint");
+    let shard = args.shard.unwrap_or(Shard::ALL);
+    let options = AblateOptions { shard, quiet: args.quiet, stop: Some(stop), stop_at: None };
+    let out = run_shard(a, &device, &options)?;
+    eprintln!("ember ablate: shard {shard}: {} cells evaluated, {} already done, trained {:?}", out.evaluated, out.skipped, out.trained);
+    if out.interrupted {
+        println!("interrupted; rerun `ember ablate {}` to resume", args.config.display());
+        return Ok(130);
+    }
+    Ok(0)
+}
+
+/// `--jobs N`: N child processes, one per shard, cores split between them.
+fn run_jobs(args: &AblateArgs, a: &Ablation, n: usize) -> anyhow::Result<i32> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let threads = (cores / n).max(1);
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for i in 0..n {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("ablate").arg(&args.config).arg("--shard").arg(format!("{i}/{n}")).arg("--quiet").env("RAYON_NUM_THREADS", threads.to_string());
+        if let Some(b) = &args.backend {
+            cmd.arg("--backend").arg(b);
+        }
+        children.push(cmd.spawn()?);
+    }
+    let cells = grid::cells(a);
+    let bar = progress_bar(cells.len(), args.quiet);
+    bar.set_message(format!("{n} jobs × {threads} threads"));
+    let mut codes = vec![None; n];
+    while codes.iter().any(Option::is_none) {
+        for (child, code) in children.iter_mut().zip(codes.iter_mut()) {
+            if code.is_none() {
+                *code = child.try_wait()?.map(|s| s.code().unwrap_or(1));
+            }
+        }
+        bar.set_position(cells.iter().filter(|c| is_done(a, c)).count() as u64);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    bar.finish_and_clear();
+    Ok(codes.into_iter().flatten().find(|&c| c != 0).unwrap_or(0))
+}
+
+/// Merge every cell into the outputs and draw the plots.
+fn finish(a: &Ablation) -> anyhow::Result<()> {
+    let rows = collect(a)?;
+    write_outputs(a, &rows)?;
+    let [csv, json, md, curves, extrapolation] = output_files(&a.config.out_dir);
+    let failed = |path: &std::path::Path, e: Box<dyn std::error::Error>| anyhow::anyhow!("cannot draw {}: {e}", path.display());
+    plot_loss_curves(&loss_curves(a)?, &curves).map_err(|e| failed(&curves, e))?;
+    plot_extrapolation(a, &rows, &extrapolation).map_err(|e| failed(&extrapolation, e))?;
+    print!("{}", std::fs::read_to_string(&md)?);
+    println!("\nwrote {}, {}, {}, {}, {}", csv.display(), json.display(), md.display(), curves.display(), extrapolation.display());
+    Ok(())
+}
