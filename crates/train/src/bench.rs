@@ -102,13 +102,13 @@ pub fn bench_step(config: &Config, device: &Device, steps: usize) -> Result<Step
     if steps == 0 {
         return Err(TrainError::request("--steps", "must be ≥ 1"));
     }
-    let t = &config.train;
+    let tc = &config.train;
     let data = Dataset::load(&config.data, None)?;
     let vocab = data.tokenizer.vocab_size();
     let ad = device.clone().autodiff();
-    ad.seed(t.seed);
+    ad.seed(tc.seed);
     let mut model = config.tiny_lm(vocab).init(&ad)?;
-    let mut optim = optimizer(t);
+    let mut optim = optimizer(tc);
     let train_batches = Batches::of(config, Stream::Train);
     let eval_batches = Batches::of(config, Stream::eval(Split::Val));
     let pad = model.tok.padding_idx();
@@ -129,7 +129,7 @@ pub fn bench_step(config: &Config, device: &Device, steps: usize) -> Result<Step
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         sync(&ad)?;
         marks[2] = start.elapsed().as_secs_f64();
-        model = apply_update(model, &mut optim, grads, lr_at(step, t), t);
+        model = apply_update(model, &mut optim, grads, lr_at(step, tc), tc);
         sync(&ad)?;
         marks[3] = start.elapsed().as_secs_f64();
         if !value.is_finite() {
@@ -157,10 +157,10 @@ pub fn bench_step(config: &Config, device: &Device, steps: usize) -> Result<Step
     let ms = |s: f64| 1e3 * s / n;
     let step_s = wall / n;
     let flops = step_flops(config, vocab);
-    let tokens = (t.batch_size * config.data.context) as f64;
+    let tokens = (tc.batch_size * config.data.context) as f64;
     Ok(StepBench {
         steps,
-        batch_size: t.batch_size,
+        batch_size: tc.batch_size,
         context: config.data.context,
         params: model.num_params(),
         data_ms: ms(sums[0]),

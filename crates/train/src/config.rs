@@ -237,26 +237,26 @@ impl Config {
                 return bad("data.context", format!("{} is longer than the learned position table (position.max_len = {max}); raise max_len", d.context));
             }
         }
-        let t = &self.train;
-        if t.batch_size == 0 || t.steps == 0 {
+        let tc = &self.train;
+        if tc.batch_size == 0 || tc.steps == 0 {
             return bad("train", "batch_size and steps must be ≥ 1".into());
         }
-        if !(t.lr > 0.0 && t.lr.is_finite()) {
-            return bad("train.lr", format!("{} must be a positive number", t.lr));
+        if !(tc.lr > 0.0 && tc.lr.is_finite()) {
+            return bad("train.lr", format!("{} must be a positive number", tc.lr));
         }
-        if !(0.0..=t.lr).contains(&t.min_lr) {
-            return bad("train.min_lr", format!("{} must be in [0, lr = {}]", t.min_lr, t.lr));
+        if !(0.0..=tc.lr).contains(&tc.min_lr) {
+            return bad("train.min_lr", format!("{} must be in [0, lr = {}]", tc.min_lr, tc.lr));
         }
-        if t.warmup >= t.steps {
-            return bad("train.warmup", format!("{} warm-up steps leave nothing of {} steps", t.warmup, t.steps));
+        if tc.warmup >= tc.steps {
+            return bad("train.warmup", format!("{} warm-up steps leave nothing of {} steps", tc.warmup, tc.steps));
         }
-        if t.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
-            return bad("train.betas", format!("{:?}: each must be in [0, 1)", t.betas));
+        if tc.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+            return bad("train.betas", format!("{:?}: each must be in [0, 1)", tc.betas));
         }
-        if t.weight_decay < 0.0 || t.grad_clip < 0.0 {
+        if tc.weight_decay < 0.0 || tc.grad_clip < 0.0 {
             return bad("train", "weight_decay and grad_clip must be ≥ 0".into());
         }
-        if t.eval_interval == 0 || t.eval_batches == 0 || t.log_interval == 0 {
+        if tc.eval_interval == 0 || tc.eval_batches == 0 || tc.log_interval == 0 {
             return bad("train", "eval_interval, eval_batches and log_interval must be ≥ 1".into());
         }
         if let Err(e) = self.backend.parse::<ember_device::BackendName>() {

@@ -26,15 +26,15 @@ use crate::TrainError;
 
 /// Learning rate at `step` (0-based): linear warm-up `lr·(step+1)/(warmup+1)`, then cosine
 /// from `lr` to `min_lr` at `steps` (nanoGPT's `get_lr`).
-pub fn lr_at(step: usize, t: &TrainConfig) -> f64 {
-    if step < t.warmup {
-        return t.lr * (step + 1) as f64 / (t.warmup + 1) as f64;
+pub fn lr_at(step: usize, tc: &TrainConfig) -> f64 {
+    if step < tc.warmup {
+        return tc.lr * (step + 1) as f64 / (tc.warmup + 1) as f64;
     }
-    if step >= t.steps {
-        return t.min_lr;
+    if step >= tc.steps {
+        return tc.min_lr;
     }
-    let ratio = (step - t.warmup) as f64 / (t.steps - t.warmup) as f64;
-    t.min_lr + 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos()) * (t.lr - t.min_lr)
+    let ratio = (step - tc.warmup) as f64 / (tc.steps - tc.warmup) as f64;
+    tc.min_lr + 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos()) * (tc.lr - tc.min_lr)
 }
 
 /// Scale all gradients by `min(1, max_norm / ‖g‖)`, `‖g‖` the global L2 norm over every
@@ -49,7 +49,7 @@ pub fn clip_global_norm<M: Module>(grads: GradientsParams, model: &M, max_norm: 
             if let Some(g) = self.grads.get::<D>(param.id) {
                 let s = g.square().sum();
                 self.total = Some(match self.total.take() {
-                    Some(t) => t + s,
+                    Some(total) => total + s,
                     None => s,
                 });
             }
@@ -80,10 +80,10 @@ pub fn clip_global_norm<M: Module>(grads: GradientsParams, model: &M, max_norm: 
 /// AdamW (β from the config, ε = 1e-8) without built-in decay: decay is applied by
 /// [`decay_matrices`] so that, as in nanoGPT, only parameters with 2+ dimensions (matrices,
 /// tables) decay and the 1-D ones (norm gains, biases) do not.
-pub fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
+pub fn optimizer(tc: &TrainConfig) -> ModuleOptimizer {
     AdamWConfig::new()
-        .with_beta_1(t.betas[0] as f32)
-        .with_beta_2(t.betas[1] as f32)
+        .with_beta_1(tc.betas[0] as f32)
+        .with_beta_2(tc.betas[1] as f32)
         .with_epsilon(1e-8)
         .with_weight_decay(0.0)
         .init()
@@ -111,12 +111,12 @@ pub fn decay_matrices<M: Module>(model: M, factor: f64) -> M {
 
 /// One parameter update from `grads` at learning rate `lr`: global-norm clipping
 /// (`train.grad_clip` > 0), matrix weight decay (`train.weight_decay` > 0), the AdamW step.
-pub fn apply_update(mut model: TinyLm, optim: &mut ModuleOptimizer, mut grads: GradientsParams, lr: f64, t: &TrainConfig) -> TinyLm {
-    if t.grad_clip > 0.0 {
-        grads = clip_global_norm(grads, &model, t.grad_clip);
+pub fn apply_update(mut model: TinyLm, optim: &mut ModuleOptimizer, mut grads: GradientsParams, lr: f64, tc: &TrainConfig) -> TinyLm {
+    if tc.grad_clip > 0.0 {
+        grads = clip_global_norm(grads, &model, tc.grad_clip);
     }
-    if t.weight_decay > 0.0 {
-        model = decay_matrices(model, 1.0 - lr * t.weight_decay);
+    if tc.weight_decay > 0.0 {
+        model = decay_matrices(model, 1.0 - lr * tc.weight_decay);
     }
     optim.step(lr, model, grads)
 }
@@ -172,7 +172,7 @@ pub fn estimate_loss(model: &TinyLm, data: &Dataset, config: &Config, split: Spl
 pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result<TrainOutcome, TrainError> {
     let run = RunDir::new(&config.run.out_dir);
     run.ensure()?;
-    let t = &config.train;
+    let tc = &config.train;
     let ad = device.clone().autodiff();
 
     // Data, tokenizer, model, optimizer — fresh or from the checkpoint.
@@ -182,9 +182,9 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
     }
     let tokenizer = if resume { Some(Tokenizer::load(&run.tokenizer())?) } else { None };
     let data = Dataset::load(&config.data, tokenizer)?;
-    ad.seed(t.seed);
+    ad.seed(tc.seed);
     let mut model = config.tiny_lm(data.tokenizer.vocab_size()).init(&ad)?;
-    let mut optim = optimizer(t);
+    let mut optim = optimizer(tc);
     let mut state = TrainState { step: 0, elapsed_s: 0.0, tokens: 0 };
     if resume {
         let ck = Checkpoint::load(&run.checkpoint())?;
@@ -201,18 +201,18 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
     };
     let train_batches = Batches::of(config, Stream::Train);
 
-    let progress = crate::metrics::Progress::new(t.steps, state.step, options.quiet, t.log_interval);
-    let tokens_per_step = (t.batch_size * config.data.context) as u64;
+    let progress = crate::metrics::Progress::new(tc.steps, state.step, options.quiet, tc.log_interval);
+    let tokens_per_step = (tc.batch_size * config.data.context) as u64;
     let started = Instant::now();
     let first_step = state.step;
     let base_elapsed = state.elapsed_s;
     let mut last_eval = None;
     let mut losses = Vec::new();
     let mut interrupted = false;
-    while state.step < t.steps {
+    while state.step < tc.steps {
         let step = state.step;
-        let lr = lr_at(step, t);
-        ad.seed(t.seed.wrapping_add(1 + step as u64));
+        let lr = lr_at(step, tc);
+        ad.seed(tc.seed.wrapping_add(1 + step as u64));
         let (x, y) = data.batch(&train_batches, step as u64, &ad);
         let loss = cross_entropy(model.forward(x, 0)?, y, model.tok.padding_idx());
         let value = loss.clone().into_scalar::<f64>();
@@ -222,7 +222,7 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
             return Err(TrainError::NonFiniteLoss { step, value, checkpoint });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = apply_update(model, &mut optim, grads, lr, t);
+        model = apply_update(model, &mut optim, grads, lr, tc);
         state.step += 1;
         state.tokens += tokens_per_step;
         losses.push((step, value));
@@ -231,10 +231,10 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
         metrics.step(step, value, lr, tok_s)?;
         progress.step(step, value, lr, tok_s);
 
-        let last = state.step == t.steps;
+        let last = state.step == tc.steps;
         let stop = !last
             && (options.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) || options.stop_at.is_some_and(|k| state.step >= k));
-        if state.step % t.eval_interval == 0 || last {
+        if state.step % tc.eval_interval == 0 || last {
             let eval_model = model.valid();
             let dev = device.clone();
             let tr = estimate_loss(&eval_model, &data, config, Split::Train, &dev)?;
@@ -243,7 +243,7 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
             last_eval = Some((state.step, tr, va));
             progress.println(format!("step {:>5}: train loss {tr:.4}, val loss {va:.4}", state.step));
         }
-        let ck_due = t.checkpoint_interval > 0 && state.step % t.checkpoint_interval == 0;
+        let ck_due = tc.checkpoint_interval > 0 && state.step % tc.checkpoint_interval == 0;
         if ck_due || last || stop {
             state.elapsed_s = base_elapsed + started.elapsed().as_secs_f64();
             save(&model, &optim, &state)?;
