@@ -62,6 +62,8 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
     eprintln!("ember: training {} on {} → {}", args.config.display(), config.backend, config.run.out_dir.display());
     let options = TrainOptions { resume: args.resume, quiet: args.quiet, stop: Some(stop), stop_at: None };
     let out = train(&config, &device, &options)?;
+    let run = ember_train::checkpoint::RunDir(config.run.out_dir.clone());
+    ember::viz::loss::plot_loss_curve(&run.metrics(), &run.loss_curve())?;
     println!(
         "step {}: train loss {:.4}, val loss {:.4} ({:.1} ms/step, {:.0} tokens/s)",
         out.steps, out.final_train_loss, out.final_val_loss, out.ms_per_step, out.tokens_per_s
@@ -73,7 +75,6 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
     let loaded = ember_train::run::load_run(&config.run.out_dir, &device)?;
     let options = SampleOptions { prompt: String::new(), tokens: 300, temperature: 0.8, top_k: Some(40), seed: config.train.seed, window: config.data.context };
     let text = ember_train::sample::sample(&loaded.model, &loaded.tokenizer, &options)?;
-    let run = ember_train::checkpoint::RunDir(config.run.out_dir.clone());
     std::fs::write(run.sample(), &text).with_context(|| format!("writing {}", run.sample().display()))?;
     println!("--- sample (temperature 0.8, top-k 40) ---\n{}\n---", text.trim_end());
     println!("run directory: {} (loss_curve.png, metrics.jsonl, checkpoint.bin)", config.run.out_dir.display());
