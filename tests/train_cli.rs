@@ -75,6 +75,8 @@ fn ctrl_c_saves_a_checkpoint_and_resume_continues() {
 
     // The run directory serves eval, sample and embed.
     let run = dir.path().join("run");
+    let curve = image::open(run.join("loss_curve.png")).expect("ember train draws loss_curve.png");
+    assert_eq!((curve.width(), curve.height()), (900, 560));
     let out = ember().arg("eval").arg(&run).args(["--json", "--stride", "4", "--max-tokens", "200"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

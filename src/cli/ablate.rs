@@ -11,7 +11,7 @@ use ember_train::ablate::results::{collect, is_done, loss_curves, output_files, 
 use ember_train::ablate::runner::progress_bar;
 use ember_train::ablate::{grid, run_shard, AblateOptions, Ablation, Shard};
 
-use super::ablate_plot::{plot_extrapolation, plot_loss_curves};
+use ember::viz::ablate::{plot_extrapolation, plot_loss_curves};
 
 /// `ember ablate CONFIG`
 #[derive(Args)]

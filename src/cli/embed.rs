@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use ember_embed::io::{self, LoadedTable};
 use ember_embed::neighbors::{Metric, NeighborIndex, Preprocess};
 use ember_embed::report::{self, NeighborsReport};
+use ember::viz;
 
 #[derive(Subcommand)]
 pub enum EmbedCmd {
@@ -96,7 +97,7 @@ pub fn run(cmd: EmbedCmd) -> anyhow::Result<i32> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!("{}", table.table.display());
-                print!("{report}");
+                print!("{}", viz::embed::stats_text(&report));
             }
         }
         EmbedCmd::Neighbors { table, token, k, metric, center, whiten, remove_top, json } => {
@@ -111,13 +112,13 @@ pub fn run(cmd: EmbedCmd) -> anyhow::Result<i32> {
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                print!("{report}");
+                print!("{}", viz::embed::neighbors_text(&report));
             }
         }
         EmbedCmd::Plot { table, out } => {
             let device = ember_device::device_from_name(&table.backend)?;
             let loaded = resolve_table(&table)?;
-            ember_embed::plot::plot_table(&loaded.to_tensor(&device), &loaded.tokens, None, &out)?;
+            viz::embed::plot_table(&loaded.to_tensor(&device), &loaded.tokens, None, &out)?;
             println!("wrote {}", out.display());
         }
     }

@@ -1,7 +1,6 @@
 //! One file per command group; each `run` returns the process exit code.
 pub mod bench;
 pub mod ablate;
-pub mod ablate_plot;
 pub mod embed;
 pub mod position;
 pub mod train;

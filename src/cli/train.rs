@@ -45,6 +45,8 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
     eprintln!("ember: training {} on {} → {}", args.config.display(), config.backend, config.run.out_dir.display());
     let options = TrainOptions { resume: args.resume, quiet: args.quiet, stop: Some(stop), stop_at: None };
     let out = train(&config, &device, &options)?;
+    let run = RunDir::new(&config.run.out_dir);
+    ember::viz::loss::plot_loss_curve(&run.metrics(), &run.loss_curve())?;
     println!(
         "step {}: train loss {:.4}, val loss {:.4} ({:.1} ms/step, {:.0} tokens/s)",
         out.steps, out.final_train_loss, out.final_val_loss, out.ms_per_step, out.tokens_per_s
@@ -53,7 +55,6 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
         println!("interrupted; continue with: ember train {} --resume", args.config.display());
         return Ok(130);
     }
-    let run = RunDir::new(&config.run.out_dir);
     let loaded = run.load(&device)?;
     let options = SampleOptions { prompt: String::new(), tokens: 300, temperature: 0.8, top_k: Some(40), seed: config.train.seed, window: config.data.context, cache: true };
     let text = ember_train::sample::sample(&loaded.model, &loaded.tokenizer, &options)?;

@@ -19,7 +19,6 @@ use std::str::FromStr;
 
 use burn::tensor::{Device, DeviceKind};
 
-pub mod plot;
 pub mod testing;
 
 /// A backend name users type. Parse one with [`str::parse`]; turn it into a device with

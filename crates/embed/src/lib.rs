@@ -9,7 +9,8 @@
 //! - [`resize`], [`special`], [`migrate`]: change the vocabulary and keep the rows meaningful;
 //! - [`geometry`], [`neighbors`]: diagnostics on any `[N, d]` tensor;
 //! - [`io`]: tables from GloVe/word2vec text files and safetensors;
-//! - [`report`], [`plot`]: what the `ember embed` commands print and draw.
+//! - [`report`]: the data the `ember embed` commands print and draw (stats, neighbours, the
+//!   2-D projection); the rendering lives in the root package (`ember::viz`).
 
 pub mod error;
 pub mod geometry;
@@ -19,7 +20,6 @@ pub mod io;
 pub mod loss;
 pub mod migrate;
 pub mod neighbors;
-pub mod plot;
 pub mod report;
 pub mod resize;
 pub mod special;

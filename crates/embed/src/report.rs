@@ -1,13 +1,12 @@
-//! What `ember embed stats` and `ember embed neighbors` print: serializable reports with a
-//! stable JSON shape (documented in the README) and human-readable tables.
+//! What `ember embed stats`, `neighbors` and `plot` show, as serializable data with a stable
+//! JSON shape (documented in the README). The root package renders it (terminal tables,
+//! images: `ember::viz::embed`).
 //!
 //! `StatsReport` serializes as
 //! `{"rows":N,"dim":d,"norm":{"mean":…,"std":…,"min":…,"max":…},"mean_vector_norm":…,"anisotropy":…,"explained_variance":[…]}`
 //! and `NeighborsReport` as
 //! `{"query":"king","metric":"cosine","neighbors":[{"token":"queen","id":12,"score":0.93},…]}`.
 //! Undefined values (anisotropy of a one-row table) serialize as `null`.
-
-use std::fmt;
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -73,27 +72,6 @@ pub fn stats(weights: &Tensor<2>) -> Result<StatsReport, GeometryError> {
     })
 }
 
-impl fmt::Display for StatsReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "rows               {}", self.rows)?;
-        writeln!(f, "dim                {}", self.dim)?;
-        writeln!(f, "norm mean ± std    {:.4} ± {:.4}", self.norm.mean, self.norm.std)?;
-        writeln!(f, "norm min … max     {:.4} … {:.4}", self.norm.min, self.norm.max)?;
-        writeln!(f, "mean vector norm   {:.4}", self.mean_vector_norm)?;
-        match self.anisotropy {
-            Some(a) => writeln!(f, "anisotropy         {a:.4}  (mean cosine between distinct rows)")?,
-            None => writeln!(f, "anisotropy         n/a (fewer than 2 rows)")?,
-        }
-        writeln!(f, "explained variance (top {} components):", self.explained_variance.len())?;
-        let mut cumulative = 0.0;
-        for (i, r) in self.explained_variance.iter().enumerate() {
-            cumulative += r;
-            writeln!(f, "  PC{:<3} {:>7.2}%   cumulative {:>7.2}%", i + 1, 100.0 * r, 100.0 * cumulative)?;
-        }
-        Ok(())
-    }
-}
-
 /// One row of a neighbours list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NeighborEntry {
@@ -127,21 +105,30 @@ impl NeighborsReport {
     }
 }
 
-impl fmt::Display for NeighborsReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let score = match self.metric {
-            Metric::Euclidean => "distance",
-            Metric::Cosine => "cosine",
-            Metric::Dot => "dot",
-        };
-        writeln!(f, "nearest to `{}` by {}:", self.query, self.metric)?;
-        let width = self.neighbors.iter().map(|n| n.token.chars().count()).max().unwrap_or(5).max(5);
-        writeln!(f, "{:>4}  {:<width$}  {:>8}  {:>10}", "rank", "token", "id", score)?;
-        for (i, n) in self.neighbors.iter().enumerate() {
-            writeln!(f, "{:>4}  {:<width$}  {:>8}  {:>10.4}", i + 1, n.token, n.id, n.score)?;
-        }
-        Ok(())
+/// What `ember embed plot` draws for a table `[N, d]`: the row norms and the rows projected
+/// on the top two principal directions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Projection {
+    /// `‖x_i‖`, `N` values.
+    pub norms: Vec<f64>,
+    /// `(X − μ) U_2`, one `(PC1, PC2)` point per row (`PC2 = 0` when `d = 1`).
+    pub points: Vec<(f64, f64)>,
+    /// Explained-variance ratios of PC1 and PC2 (one value when `d = 1`).
+    pub explained_variance: Vec<f64>,
+}
+
+/// Compute [`Projection`] for `weights` `[N, d]` (`N ≥ 1`, `d ≥ 1`) on its device.
+pub fn projection(weights: &Tensor<2>) -> Result<Projection, GeometryError> {
+    let [n, _] = weights.dims();
+    if n == 0 {
+        return Err(GeometryError::TooFewRows { what: "projection", rows: n, needed: 1 });
     }
+    let norms = geometry::host_f64(geometry::row_norms(weights));
+    let pca = Pca::fit(weights)?;
+    let xy = geometry::host_f64(pca.project(weights.clone(), 2));
+    let k = xy.len() / n; // 2, or 1 for d = 1
+    let points = (0..n).map(|i| (xy[i * k], if k > 1 { xy[i * k + 1] } else { 0.0 })).collect();
+    Ok(Projection { norms, points, explained_variance: pca.explained_variance_ratio(2) })
 }
 
 #[cfg(test)]
@@ -170,7 +157,6 @@ mod tests {
                 assert!(keys.contains(&k), "{k} missing from {json}");
             }
             assert_eq!(json["norm"].as_object().unwrap().len(), 4);
-            assert!(r.to_string().contains("anisotropy         0.3333"));
         }
     }
 
@@ -180,9 +166,23 @@ mod tests {
         let r = NeighborsReport::new("king", Metric::Cosine, &[Neighbor { id: 1, score: 0.93 }, Neighbor { id: 2, score: 0.5 }], &tokens);
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(json, r#"{"query":"king","metric":"cosine","neighbors":[{"token":"queen","id":1,"score":0.93},{"token":"man","id":2,"score":0.5}]}"#);
-        assert!(r.to_string().contains("queen"));
         let one = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2]), &burn::tensor::Device::flex());
         let s = stats(&one).unwrap();
         assert!(serde_json::to_string(&s).unwrap().contains("\"anisotropy\":null"));
+    }
+
+    #[test]
+    fn projection_of_collinear_rows_lies_on_pc1() {
+        // rows (3,4), (0,0), (6,8): all on one line, so PC2 is 0 and PC1 spans ±5 around the mean.
+        let x = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 4.0, 0.0, 0.0, 6.0, 8.0], [3, 2]), &burn::tensor::Device::flex());
+        let p = projection(&x).unwrap();
+        assert_eq!(p.norms.len(), 3);
+        assert!((p.norms[2] - 10.0).abs() < 1e-5);
+        assert!((p.explained_variance[0] - 1.0).abs() < 1e-5);
+        assert!(p.points.iter().all(|q| q.1.abs() < 1e-4), "{:?}", p.points);
+        let pc1: Vec<f64> = p.points.iter().map(|q| q.0.abs()).collect();
+        assert!(pc1[0] < 1e-4 && (pc1[1] - 5.0).abs() < 1e-4 && (pc1[2] - 5.0).abs() < 1e-4, "{pc1:?}");
+        let empty = Tensor::<2>::from_data(TensorData::new(Vec::<f32>::new(), [0, 2]), &burn::tensor::Device::flex());
+        assert!(projection(&empty).is_err());
     }
 }

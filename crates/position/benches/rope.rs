@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
             })
         });
         for layout in [RopeLayout::Interleaved, RopeLayout::HalfSplit] {
-            let ours = Rope::new(layout, 10000.0, dh, dh, RopeScaling::None);
+            let ours = Rope::new(layout, 10000.0, dh, dh, RopeScaling::None {});
             let _ = ours.apply_qk(q.clone(), k.clone(), 0); // fill the table cache
             group.bench_with_input(BenchmarkId::new(format!("ember_{layout:?}"), &label), &shape, |b, _| {
                 b.iter(|| {

@@ -38,22 +38,25 @@ fn default_partial() -> f64 {
 /// Which position scheme a model uses, with its settings.
 ///
 /// Serialized (TOML/JSON) as a map tagged by `scheme` (`scheme = "rope"`, snake_case names),
-/// unknown keys rejected — also for the field-less `none` and `alibi` (serde's internally
-/// tagged unit variants would silently ignore extra keys, so the wire format goes through a
-/// private mirror enum whose variants are all structs).
+/// unknown keys rejected — also for the field-less `none {}` and `alibi {}`: they are empty
+/// struct variants because serde's internally tagged *unit* variants would silently ignore
+/// extra keys. This is the one type both the TOML `[position]` table and the
+/// `ember position` flags parse into; the defaults below are the only place they are written.
 ///
 /// The default is `learned { max_len = 1024, init_std = 0.02 }`, GPT-2's / nanoGPT's choice
 /// (the project's baseline recipe).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(from = "wire::Config", into = "wire::Config")]
+#[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PositionConfig {
     /// NoPE: nothing.
-    None,
+    None {},
     /// Fixed sinusoids added to the embeddings (any length).
     Sinusoidal {
         /// `interleaved` (default) or `halves`.
+        #[serde(default)]
         layout: SinusoidalLayout,
         /// Timescale base (default 10000).
+        #[serde(default = "default_base")]
         base: f64,
     },
     /// A trainable table added to the embeddings.
@@ -61,79 +64,27 @@ pub enum PositionConfig {
         /// Positions in the table; longer sequences are an error.
         max_len: usize,
         /// Std of the normal init (default 0.02).
+        #[serde(default = "default_init_std")]
         init_std: f64,
     },
     /// Rotary embeddings on queries and keys.
     Rope {
-        /// `half_split` (default, HF LLaMA) or `interleaved` (RoFormer, Burn).
+        /// `half_split` (default, HF LLaMA; `half-split` also accepted) or `interleaved`
+        /// (RoFormer, Burn).
+        #[serde(default)]
         layout: RopeLayout,
         /// Frequency base (default 10000).
+        #[serde(default = "default_base")]
         base: f64,
         /// Fraction of each head's features that rotate (default 1).
+        #[serde(default = "default_partial")]
         partial_rotary_factor: f64,
         /// Frequency scaling (default none).
+        #[serde(default)]
         scaling: RopeScaling,
     },
     /// Linear attention biases.
-    Alibi,
-}
-
-/// The serde wire format of [`PositionConfig`]: every variant a struct, so
-/// `deny_unknown_fields` applies to all of them.
-mod wire {
-    use super::*;
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
-    pub(super) enum Config {
-        None {},
-        Sinusoidal {
-            #[serde(default)]
-            layout: SinusoidalLayout,
-            #[serde(default = "default_base")]
-            base: f64,
-        },
-        Learned {
-            max_len: usize,
-            #[serde(default = "default_init_std")]
-            init_std: f64,
-        },
-        Rope {
-            #[serde(default)]
-            layout: RopeLayout,
-            #[serde(default = "default_base")]
-            base: f64,
-            #[serde(default = "default_partial")]
-            partial_rotary_factor: f64,
-            #[serde(default)]
-            scaling: RopeScaling,
-        },
-        Alibi {},
-    }
-
-    impl From<Config> for PositionConfig {
-        fn from(c: Config) -> Self {
-            match c {
-                Config::None {} => PositionConfig::None,
-                Config::Sinusoidal { layout, base } => PositionConfig::Sinusoidal { layout, base },
-                Config::Learned { max_len, init_std } => PositionConfig::Learned { max_len, init_std },
-                Config::Rope { layout, base, partial_rotary_factor, scaling } => PositionConfig::Rope { layout, base, partial_rotary_factor, scaling },
-                Config::Alibi {} => PositionConfig::Alibi,
-            }
-        }
-    }
-
-    impl From<PositionConfig> for Config {
-        fn from(c: PositionConfig) -> Self {
-            match c {
-                PositionConfig::None => Config::None {},
-                PositionConfig::Sinusoidal { layout, base } => Config::Sinusoidal { layout, base },
-                PositionConfig::Learned { max_len, init_std } => Config::Learned { max_len, init_std },
-                PositionConfig::Rope { layout, base, partial_rotary_factor, scaling } => Config::Rope { layout, base, partial_rotary_factor, scaling },
-                PositionConfig::Alibi => Config::Alibi {},
-            }
-        }
-    }
+    Alibi {},
 }
 
 impl Default for PositionConfig {
@@ -146,11 +97,11 @@ impl PositionConfig {
     /// The scheme's name as written in TOML (`none`, `sinusoidal`, …).
     pub fn scheme(&self) -> &'static str {
         match self {
-            PositionConfig::None => "none",
+            PositionConfig::None {} => "none",
             PositionConfig::Sinusoidal { .. } => "sinusoidal",
             PositionConfig::Learned { .. } => "learned",
             PositionConfig::Rope { .. } => "rope",
-            PositionConfig::Alibi => "alibi",
+            PositionConfig::Alibi {} => "alibi",
         }
     }
 
@@ -169,7 +120,7 @@ impl PositionConfig {
             return Err(PositionError::ZeroWidth);
         }
         match *self {
-            PositionConfig::None | PositionConfig::Alibi => Ok(()),
+            PositionConfig::None {} | PositionConfig::Alibi {} => Ok(()),
             PositionConfig::Sinusoidal { base, .. } => {
                 check_base("sinusoidal.base", base)?;
                 if d_model % 2 == 1 {
@@ -209,7 +160,7 @@ impl PositionConfig {
     pub fn init(&self, d_model: usize, n_heads: usize, device: &Device) -> Result<PositionEncoding, PositionError> {
         self.validate(d_model, n_heads)?;
         Ok(match *self {
-            PositionConfig::None => PositionEncoding::None(NoPosition::new()),
+            PositionConfig::None {} => PositionEncoding::None(NoPosition::new()),
             PositionConfig::Sinusoidal { layout, base } => PositionEncoding::Sinusoidal(Sinusoidal::new(d_model, layout, base)),
             PositionConfig::Learned { max_len, init_std } => PositionEncoding::Learned(LearnedPositions::new(max_len, d_model, init_std, device)),
             PositionConfig::Rope { layout, base, partial_rotary_factor, ref scaling } => {
@@ -217,7 +168,7 @@ impl PositionConfig {
                 let rot_dim = Self::rotary_dim(head_dim, partial_rotary_factor);
                 PositionEncoding::Rope(Rope::new(layout, base, head_dim, rot_dim, scaling.clone()))
             }
-            PositionConfig::Alibi => PositionEncoding::Alibi(Alibi::new(n_heads)),
+            PositionConfig::Alibi {} => PositionEncoding::Alibi(Alibi::new(n_heads)),
         })
     }
 }
@@ -237,11 +188,11 @@ mod tests {
     #[test]
     fn toml_round_trip_every_scheme() {
         let configs = [
-            PositionConfig::None,
-            PositionConfig::Alibi,
+            PositionConfig::None {},
+            PositionConfig::Alibi {},
             PositionConfig::default(),
             PositionConfig::Sinusoidal { layout: SinusoidalLayout::Halves, base: 500.0 },
-            PositionConfig::Rope { layout: RopeLayout::Interleaved, base: 1e6, partial_rotary_factor: 0.5, scaling: RopeScaling::None },
+            PositionConfig::Rope { layout: RopeLayout::Interleaved, base: 1e6, partial_rotary_factor: 0.5, scaling: RopeScaling::None {} },
             PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: 1.0, scaling: RopeScaling::Linear { factor: 2.0 } },
             PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: 1.0, scaling: RopeScaling::Dynamic { factor: 2.0, max_position: 512 } },
             PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: 1.0, scaling: RopeScaling::Yarn { factor: 4.0, original_max_position: 2048, beta_fast: 32.0, beta_slow: 1.0, attention_factor: Some(1.2) } },
@@ -265,6 +216,9 @@ mod tests {
         assert_eq!(c, PositionConfig::Rope { layout: RopeLayout::Interleaved, base: 10000.0, partial_rotary_factor: 1.0, scaling: yarn });
         let c: PositionConfig = toml::from_str("scheme = \"learned\"\nmax_len = 64\n").unwrap();
         assert_eq!(c, PositionConfig::Learned { max_len: 64, init_std: 0.02 });
+        let c: PositionConfig = toml::from_str("scheme = \"rope\"\n[scaling]\ntype = \"llama3\"\nfactor = 8.0\noriginal_max_position = 8192\n").unwrap();
+        let llama3 = RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position: 8192 };
+        assert!(matches!(c, PositionConfig::Rope { scaling, .. } if scaling == llama3));
         let c: PositionConfig = toml::from_str("scheme = \"sinusoidal\"\n").unwrap();
         assert_eq!(c, PositionConfig::Sinusoidal { layout: SinusoidalLayout::Interleaved, base: 10000.0 });
     }
@@ -287,16 +241,41 @@ mod tests {
     }
 
     #[test]
+    fn empty_variants_parse_bare_and_reject_any_key() {
+        let none: PositionConfig = toml::from_str("scheme = \"none\"\n").unwrap();
+        assert_eq!(none, PositionConfig::None {});
+        let alibi: PositionConfig = serde_json::from_str(r#"{"scheme":"alibi"}"#).unwrap();
+        assert_eq!(alibi, PositionConfig::Alibi {});
+        assert_eq!(serde_json::to_string(&PositionConfig::None {}).unwrap(), r#"{"scheme":"none"}"#);
+        for (bad, key) in [("scheme = \"none\"\nmax_len = 8\n", "max_len"), ("scheme = \"alibi\"\nheads = 4\n", "heads")] {
+            let e = toml::from_str::<PositionConfig>(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
+        }
+        let e = toml::from_str::<PositionConfig>("scheme = \"rope\"\n[scaling]\ntype = \"none\"\nbeta_fast = 3.0\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field `beta_fast`"), "{e}");
+    }
+
+    #[test]
+    fn half_split_is_accepted_in_both_spellings() {
+        for layout in ["half_split", "half-split"] {
+            let c: PositionConfig = toml::from_str(&format!("scheme = \"rope\"\nlayout = \"{layout}\"\n")).unwrap();
+            assert!(matches!(c, PositionConfig::Rope { layout: RopeLayout::HalfSplit, .. }), "{layout}");
+        }
+        let text = toml::to_string(&PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: 1.0, scaling: RopeScaling::None {} }).unwrap();
+        assert!(text.contains("layout = \"half_split\""), "written in the canonical spelling: {text}");
+    }
+
+    #[test]
     fn validation_errors_name_the_problem() {
         let rope = |f: f64, s: RopeScaling| PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: f, scaling: s };
-        assert_eq!(PositionConfig::Alibi.validate(64, 0), Err(PositionError::ZeroHeads));
-        assert_eq!(rope(1.0, RopeScaling::None).validate(64, 0), Err(PositionError::ZeroHeads));
+        assert_eq!(PositionConfig::Alibi {}.validate(64, 0), Err(PositionError::ZeroHeads));
+        assert_eq!(rope(1.0, RopeScaling::None {}).validate(64, 0), Err(PositionError::ZeroHeads));
         // head_dim 6, factor 0.5 → 3 rotated features
-        let e = rope(0.5, RopeScaling::None).validate(12, 2).unwrap_err();
+        let e = rope(0.5, RopeScaling::None {}).validate(12, 2).unwrap_err();
         assert_eq!(e, PositionError::BadRotaryDim { head_dim: 6, partial_rotary_factor: 0.5, rot_dim: 3 });
         assert!(e.to_string().contains("odd"));
-        assert!(matches!(rope(1.0, RopeScaling::None).validate(10, 2), Err(PositionError::BadRotaryDim { rot_dim: 5, .. })));
-        assert!(matches!(rope(1.0, RopeScaling::None).validate(10, 3), Err(PositionError::HeadsDontDivide { .. })));
+        assert!(matches!(rope(1.0, RopeScaling::None {}).validate(10, 2), Err(PositionError::BadRotaryDim { rot_dim: 5, .. })));
+        assert!(matches!(rope(1.0, RopeScaling::None {}).validate(10, 3), Err(PositionError::HeadsDontDivide { .. })));
         for s in [
             RopeScaling::Linear { factor: 0.0 },
             RopeScaling::Linear { factor: -2.0 },

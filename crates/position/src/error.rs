@@ -64,22 +64,18 @@ pub enum PositionError {
         /// Width of the input.
         got: usize,
     },
-    /// A command-line style option was missing or malformed.
-    #[error("{option}: {message}")]
-    BadOption {
-        /// The option, e.g. `--factor`.
-        option: String,
-        /// What is wrong and how to fix it.
-        message: String,
+    /// A probe vector was given to a scheme that does not rotate vectors.
+    #[error("only rope rotates a vector (the scheme is {scheme}); drop the vector or use rope")]
+    VectorWithoutRope {
+        /// The scheme's name.
+        scheme: &'static str,
     },
-    /// Writing a plot failed.
-    #[error("could not draw the plot: {0}")]
-    Plot(String),
-}
-
-impl PositionError {
-    /// Shorthand for [`PositionError::BadOption`].
-    pub fn option(option: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::BadOption { option: option.into(), message: message.into() }
-    }
+    /// A probe vector whose length is not the width.
+    #[error("the vector has {got} values but the width (head_dim) is {dim}; give exactly {dim} numbers")]
+    VectorLength {
+        /// Values given.
+        got: usize,
+        /// The width.
+        dim: usize,
+    },
 }

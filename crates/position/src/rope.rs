@@ -28,7 +28,9 @@ pub enum RopeLayout {
     /// Pairs `(x[2i], x[2i+1])`.
     Interleaved,
     /// Pairs `(x[i], x[i + r/2])` (HF LLaMA / GPT-NeoX); the default, as in most checkpoints.
+    /// Written `half_split`; `half-split` is read too.
     #[default]
+    #[serde(alias = "half-split")]
     HalfSplit,
 }
 

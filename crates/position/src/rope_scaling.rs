@@ -34,15 +34,20 @@ fn default_beta_fast() -> f64 {
 fn default_beta_slow() -> f64 {
     1.0
 }
+fn default_low_freq_factor() -> f64 {
+    1.0
+}
+fn default_high_freq_factor() -> f64 {
+    4.0
+}
 
 /// A RoPE scaling method (`[position.scaling]` in TOML, tagged by `type`, unknown keys
-/// rejected; `none` goes through a struct variant on the wire so extra keys fail there too).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
-#[serde(from = "WireScaling", into = "WireScaling")]
+/// rejected; `none {}` is an empty struct variant so extra keys fail there too).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RopeScaling {
-    /// Plain RoPE.
-    #[default]
-    None,
+    /// Plain RoPE (the default).
+    None {},
     /// Position interpolation: every inverse frequency divided by `factor`.
     Linear {
         /// Interpolation factor `s > 0`.
@@ -62,84 +67,33 @@ pub enum RopeScaling {
         /// The pre-trained context length `L`.
         original_max_position: usize,
         /// Rotations at which extrapolation stops (default 32).
+        #[serde(default = "default_beta_fast")]
         beta_fast: f64,
         /// Rotations at which interpolation starts (default 1).
+        #[serde(default = "default_beta_slow")]
         beta_slow: f64,
         /// Overrides the default attention factor `0.1·ln(s) + 1`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         attention_factor: Option<f64>,
     },
     /// Llama 3.1's wavelength-dependent scaling.
     Llama3 {
         /// Scaling factor `s > 0` for low frequencies.
         factor: f64,
-        /// `l`: wavelengths longer than `L/l` are divided by `factor`.
+        /// `l`: wavelengths longer than `L/l` are divided by `factor` (default 1, Llama 3.1's).
+        #[serde(default = "default_low_freq_factor")]
         low_freq_factor: f64,
-        /// `h`: wavelengths shorter than `L/h` are kept (`h > l`).
+        /// `h`: wavelengths shorter than `L/h` are kept (`h > l`; default 4, Llama 3.1's).
+        #[serde(default = "default_high_freq_factor")]
         high_freq_factor: f64,
         /// The pre-trained context length `L`.
         original_max_position: usize,
     },
 }
 
-/// Wire format of [`RopeScaling`] (all variants structs, so `deny_unknown_fields` holds).
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum WireScaling {
-    None {},
-    Linear {
-        factor: f64,
-    },
-    Dynamic {
-        factor: f64,
-        max_position: usize,
-    },
-    Yarn {
-        factor: f64,
-        original_max_position: usize,
-        #[serde(default = "default_beta_fast")]
-        beta_fast: f64,
-        #[serde(default = "default_beta_slow")]
-        beta_slow: f64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        attention_factor: Option<f64>,
-    },
-    Llama3 {
-        factor: f64,
-        low_freq_factor: f64,
-        high_freq_factor: f64,
-        original_max_position: usize,
-    },
-}
-
-impl From<WireScaling> for RopeScaling {
-    fn from(w: WireScaling) -> Self {
-        match w {
-            WireScaling::None {} => RopeScaling::None,
-            WireScaling::Linear { factor } => RopeScaling::Linear { factor },
-            WireScaling::Dynamic { factor, max_position } => RopeScaling::Dynamic { factor, max_position },
-            WireScaling::Yarn { factor, original_max_position, beta_fast, beta_slow, attention_factor } => {
-                RopeScaling::Yarn { factor, original_max_position, beta_fast, beta_slow, attention_factor }
-            }
-            WireScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position } => {
-                RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position }
-            }
-        }
-    }
-}
-
-impl From<RopeScaling> for WireScaling {
-    fn from(s: RopeScaling) -> Self {
-        match s {
-            RopeScaling::None => WireScaling::None {},
-            RopeScaling::Linear { factor } => WireScaling::Linear { factor },
-            RopeScaling::Dynamic { factor, max_position } => WireScaling::Dynamic { factor, max_position },
-            RopeScaling::Yarn { factor, original_max_position, beta_fast, beta_slow, attention_factor } => {
-                WireScaling::Yarn { factor, original_max_position, beta_fast, beta_slow, attention_factor }
-            }
-            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position } => {
-                WireScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position }
-            }
-        }
+impl Default for RopeScaling {
+    fn default() -> Self {
+        RopeScaling::None {}
     }
 }
 
@@ -172,7 +126,7 @@ impl RopeScaling {
     /// Checks the numbers for a rotated dimension `rot_dim` (already known even and ≥ 2).
     pub fn validate(&self, rot_dim: usize) -> Result<(), PositionError> {
         match *self {
-            RopeScaling::None => Ok(()),
+            RopeScaling::None {} => Ok(()),
             RopeScaling::Linear { factor } => positive("rope.scaling.factor", factor),
             RopeScaling::Dynamic { factor, max_position } => {
                 positive("rope.scaling.factor", factor)?;
@@ -236,7 +190,7 @@ pub fn scaled_inv_freq(base: f64, rot_dim: usize, scaling: &RopeScaling, seq_len
     let r = rot_dim as f64;
     let plain = default_inv_freq(base, rot_dim);
     match *scaling {
-        RopeScaling::None => RopeFrequencies { inv_freq: plain, attention_factor: 1.0 },
+        RopeScaling::None {} => RopeFrequencies { inv_freq: plain, attention_factor: 1.0 },
         RopeScaling::Linear { factor } => {
             RopeFrequencies { inv_freq: plain.iter().map(|f| f / factor).collect(), attention_factor: 1.0 }
         }

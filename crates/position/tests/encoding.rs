@@ -11,11 +11,11 @@ use ember_position::{PositionConfig, PositionError, RopeLayout, RopeScaling, Sin
 
 fn all_configs() -> Vec<PositionConfig> {
     vec![
-        PositionConfig::None,
+        PositionConfig::None {},
         PositionConfig::Sinusoidal { layout: SinusoidalLayout::Halves, base: 10000.0 },
         PositionConfig::Learned { max_len: 32, init_std: 0.02 },
-        PositionConfig::Rope { layout: RopeLayout::Interleaved, base: 10000.0, partial_rotary_factor: 0.5, scaling: RopeScaling::None },
-        PositionConfig::Alibi,
+        PositionConfig::Rope { layout: RopeLayout::Interleaved, base: 10000.0, partial_rotary_factor: 0.5, scaling: RopeScaling::None {} },
+        PositionConfig::Alibi {},
     ]
 }
 
@@ -66,9 +66,9 @@ fn errors_for_bad_requests() {
     assert_eq!(e, PositionError::PastMaxLen { offset: 3, len: 6, end: 9, max_len: 8 });
     let e = enc.add_to_embeddings(Tensor::<3>::zeros([1, 9, 4], &dev), 0).unwrap_err().to_string();
     assert!(e.contains("9") && e.contains("max_len = 8"), "{e}");
-    let rope = |f| PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: f, scaling: RopeScaling::None };
+    let rope = |f| PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: f, scaling: RopeScaling::None {} };
     assert!(matches!(rope(1.0).init(12, 4, &dev), Err(PositionError::BadRotaryDim { rot_dim: 3, .. })));
-    assert!(matches!(PositionConfig::Alibi.init(12, 0, &dev), Err(PositionError::ZeroHeads)));
+    assert!(matches!(PositionConfig::Alibi {}.init(12, 0, &dev), Err(PositionError::ZeroHeads)));
     let lin = PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: 1.0, scaling: RopeScaling::Linear { factor: 0.0 } };
     assert!(matches!(lin.init(16, 2, &dev), Err(PositionError::InvalidValue { field: "rope.scaling.factor", .. })));
 }
@@ -85,7 +85,7 @@ fn learned_table_is_in_the_record_and_computed_ones_are_not() {
     let (ya, yb) = (a.add_to_embeddings(x.clone(), 0).unwrap(), b.add_to_embeddings(x, 0).unwrap());
     assert_ne!(before, to_vec(&yb));
     assert_close(&yb, &ya, 0.0, 0.0, "loaded learned table");
-    for config in [PositionConfig::None, PositionConfig::Sinusoidal { layout: SinusoidalLayout::Interleaved, base: 1e4 }, PositionConfig::Alibi] {
+    for config in [PositionConfig::None {}, PositionConfig::Sinusoidal { layout: SinusoidalLayout::Interleaved, base: 1e4 }, PositionConfig::Alibi {}] {
         assert_eq!(config.init(8, 2, &dev).unwrap().num_params(), 0);
     }
 }

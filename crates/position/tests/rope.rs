@@ -14,12 +14,12 @@ const INTERLEAVED_P3: [f64; 8] = [-1.27223251, -1.83886499, 1.68392864, 4.707906
 const HALF_P3: [f64; 8] = [-1.69559254, 0.13755174, 2.7886816, 3.97598204, -4.80884247, 6.32305935, 7.08683674, 8.01196398];
 
 fn rope(layout: RopeLayout, hd: usize, rot: usize) -> Rope {
-    Rope::new(layout, 10000.0, hd, rot, RopeScaling::None)
+    Rope::new(layout, 10000.0, hd, rot, RopeScaling::None {})
 }
 
 #[test]
 fn check_values_both_layouts_on_device_and_host() {
-    let freqs = scaled_inv_freq(10000.0, 8, &RopeScaling::None, None);
+    let freqs = scaled_inv_freq(10000.0, 8, &RopeScaling::None {}, None);
     let q64: Vec<f64> = Q.iter().map(|&v| v as f64).collect();
     for (layout, expect) in [(RopeLayout::Interleaved, INTERLEAVED_P3), (RopeLayout::HalfSplit, HALF_P3)] {
         let host = rotate_vector(&q64, 3.0, &freqs, layout);
@@ -118,7 +118,7 @@ fn partial_rotary_leaves_the_tail_untouched() {
 #[test]
 fn offset_equals_slice_of_longer_sequence_for_every_scaling() {
     let scalings = [
-        RopeScaling::None,
+        RopeScaling::None {},
         RopeScaling::Linear { factor: 4.0 },
         RopeScaling::Dynamic { factor: 2.0, max_position: 16 },
         RopeScaling::Yarn { factor: 8.0, original_max_position: 32, beta_fast: 32.0, beta_slow: 1.0, attention_factor: None },

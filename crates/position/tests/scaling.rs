@@ -19,7 +19,7 @@ fn close(a: &[f64], b: &[f64], what: &str) {
 #[test]
 fn plain_and_linear() {
     for (base, dim) in [(10000.0, 8), (500000.0, 128), (10.0, 2)] {
-        let f = scaled_inv_freq(base, dim, &RopeScaling::None, None);
+        let f = scaled_inv_freq(base, dim, &RopeScaling::None {}, None);
         close(&f.inv_freq, &arange_inv_freq(base, dim), "plain");
         assert_eq!(f.attention_factor, 1.0);
         close(&default_inv_freq(base, dim), &arange_inv_freq(base, dim), "default");

@@ -1,4 +1,5 @@
-//! `metrics.jsonl`, the progress bar and `loss_curve.png`.
+//! `metrics.jsonl` (written during training, read back by [`read_metrics`]) and the progress
+//! bar. `loss_curve.png` is drawn from it by the root package (`ember::viz::loss`).
 //!
 //! Each line of `metrics.jsonl` is one JSON object, either a training step
 //! `{"step": 12, "loss": 3.1, "lr": 0.0001, "tokens_per_s": 6400.0}` or an evaluation
@@ -7,9 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use ember_device::plot::{ensure_font, plotters};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use plotters::prelude::*;
 
 use crate::TrainError;
 
@@ -136,41 +135,4 @@ pub fn read_metrics(path: &Path) -> Result<(Vec<(f64, f64)>, Vec<(f64, f64, f64)
         }
     }
     Ok((steps, evals))
-}
-
-/// Draw train (per step, light) and eval (train and val, bold) losses over steps.
-pub fn plot_loss_curve(metrics: &Path, out: &Path) -> Result<(), TrainError> {
-    let (steps, evals) = read_metrics(metrics)?;
-    ensure_font();
-    let draw = || -> Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(out, (900, 560)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let max_step = steps.iter().map(|s| s.0).chain(evals.iter().map(|e| e.0)).fold(1.0, f64::max);
-        let losses = steps.iter().map(|s| s.1).chain(evals.iter().flat_map(|e| [e.1, e.2]));
-        let (lo, hi) = losses.fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
-        let (lo, hi) = if lo < hi { (lo, hi) } else { (0.0, 1.0) };
-        let mut chart = ChartBuilder::on(&root)
-            .caption("loss", ("sans-serif", 24))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..max_step, (lo - 0.05 * (hi - lo))..(hi + 0.05 * (hi - lo)))?;
-        chart.configure_mesh().x_desc("step").y_desc("cross-entropy (nats/token)").draw()?;
-        chart
-            .draw_series(LineSeries::new(steps.iter().copied(), RGBColor(160, 160, 220)))?
-            .label("train (per step)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(160, 160, 220)));
-        chart
-            .draw_series(LineSeries::new(evals.iter().map(|e| (e.0, e.1)), BLUE.stroke_width(3)))?
-            .label("train (eval)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(3)));
-        chart
-            .draw_series(LineSeries::new(evals.iter().map(|e| (e.0, e.2)), RED.stroke_width(3)))?
-            .label("val (eval)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-        root.present()?;
-        Ok(())
-    };
-    draw().map_err(|e| TrainError::Encode { path: out.to_path_buf(), reason: e.to_string() })
 }

@@ -267,7 +267,6 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
             )
         }
     };
-    crate::metrics::plot_loss_curve(&run.metrics(), &run.loss_curve())?;
     Ok(TrainOutcome {
         steps: state.step,
         losses,

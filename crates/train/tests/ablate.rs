@@ -182,7 +182,7 @@ fn variants_share_budget_data_order_and_initialization() {
         dev.seed(c.train.seed);
         let m = c.tiny_lm(data.tokenizer.vocab_size()).init(&dev).unwrap();
         let x = m.tok.forward(m.tok.ids_tensor(&[0, 1, 2], 1, 3).unwrap());
-        let nope = PositionConfig::None.init(16, 2, &dev).unwrap();
+        let nope = PositionConfig::None {}.init(16, 2, &dev).unwrap();
         (x.clone().into_data(), m.blocks[0].forward(x, &nope, None, 0).into_data())
     };
     let (tok0, block0) = token_table(&configs[0]);

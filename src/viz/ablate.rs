@@ -5,10 +5,11 @@
 
 use std::path::Path;
 
-use ember_device::plot::{ensure_font, plotters};
 use ember_train::ablate::results::summary;
 use ember_train::ablate::{Ablation, Row};
 use plotters::prelude::*;
+
+use super::font::ensure_font;
 
 /// `(label, points)` per line.
 pub type Lines = Vec<(String, Vec<(f64, f64)>)>;
