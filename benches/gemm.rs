@@ -13,7 +13,7 @@ fn gemm(c: &mut Criterion) {
     group.sample_size(10);
     let backends = [BackendName::Flex, BackendName::Ndarray, BackendName::WgpuCpu];
     for name in backends {
-        if name == BackendName::WgpuCpu && ember_device::testing::wgpu_device().is_none() {
+        if name == BackendName::WgpuCpu && ember_testing::wgpu_device().is_none() {
             continue;
         }
         let device = name.device().unwrap();

@@ -1,10 +1,7 @@
 //! Pins the JSON that `ember gradcheck --json` and `ember eval --json` print, byte for byte,
 //! on fixed inputs (the gradient check's built-in problem; a 6-step run of
 //! `tests/golden/tiny-train.toml`). The golden files were written by the binary before the
-//! train crate was restructured (and the restructured binary reproduced them byte for byte);
-//! `gradcheck.json` was re-recorded once after one intended change: the learned position
-//! table is now drawn last at init, so every other weight is the same for every scheme under
-//! one seed (its built-in problem uses learned positions). A refactoring must not change them.
+//! train crate was restructured; a refactoring must not change them.
 //!
 //! To re-record after an intended change: `EMBER_BLESS=1 cargo test --release --test golden_train`.
 

@@ -79,9 +79,7 @@ pub struct TableArgs {
 /// a text table, a safetensors file, or a training run directory.
 pub fn resolve_table(args: &TableArgs) -> anyhow::Result<LoadedTable> {
     if ember_train::run::is_run_dir(&args.table) {
-        let run = ember_train::run::load_run(&args.table, &burn::tensor::Device::flex())?;
-        let weights = run.model.tok.weight.val().into_data();
-        return Ok(LoadedTable { tokens: run.tokenizer.tokens(), weights });
+        return Ok(ember_train::run::load_run(&args.table, &burn::tensor::Device::flex())?.token_table());
     }
     let table = io::load_table(&args.table, args.tensor.as_deref(), args.vocab.as_deref())?;
     Ok(table)
@@ -104,7 +102,7 @@ pub fn run(cmd: EmbedCmd) -> anyhow::Result<i32> {
             let metric: Metric = metric.parse()?;
             let device = ember_device::device_from_name(&table.backend)?;
             let loaded = resolve_table(&table)?;
-            let row = loaded.index_of(&token).ok_or_else(|| unknown_token(&token, &loaded))?;
+            let row = loaded.find(&token)?;
             let pre = Preprocess { center, whiten, remove_top };
             let x = pre.apply(loaded.to_tensor(&device)).context("preprocessing the table")?;
             let found = NeighborIndex::new(x, metric).search_rows(&[row], k)?.remove(0);
@@ -123,33 +121,4 @@ pub fn run(cmd: EmbedCmd) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
-}
-
-/// "token not found" with up to five close tokens (case-insensitive match or small edit distance).
-fn unknown_token(token: &str, table: &LoadedTable) -> anyhow::Error {
-    let lower = token.to_lowercase();
-    let mut scored: Vec<(usize, &String)> = table
-        .tokens
-        .iter()
-        .filter(|t| t.len().abs_diff(token.len()) <= 3)
-        .map(|t| (if t.to_lowercase() == lower { 0 } else { edit_distance(&lower, &t.to_lowercase()) }, t))
-        .filter(|(d, _)| *d <= 2.max(token.chars().count() / 3))
-        .collect();
-    scored.sort();
-    let close: Vec<&str> = scored.iter().take(5).map(|(_, t)| t.as_str()).collect();
-    let hint = if close.is_empty() { String::new() } else { format!("; did you mean: {}", close.join(", ")) };
-    anyhow::anyhow!("token `{token}` is not in the table ({} tokens){hint}", table.tokens.len())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

@@ -12,14 +12,13 @@
 //! | `wgpu-cpu` (alias `lavapipe`) | `Device::wgpu(Cpu)` | the software adapter (Mesa lavapipe on Linux) |
 //! | `cuda` | `Device::cuda(0)` | only when built with the `cuda` cargo feature |
 //!
-//! [`testing`] holds the list of devices the test suites run on.
+//! The list of devices the test suites run on lives in the dev-only crate `ember-testing`.
 
 use std::fmt;
 use std::str::FromStr;
 
 use burn::tensor::{Device, DeviceKind};
 
-pub mod testing;
 
 /// A backend name users type. Parse one with [`str::parse`]; turn it into a device with
 /// [`BackendName::device`].

@@ -309,7 +309,7 @@ pub fn all_but_the_top(x: Tensor<2>, remove: usize) -> Result<Tensor<2>, Geometr
 mod tests {
     use super::*;
     use burn::tensor::Device;
-    use ember_device::testing::test_devices;
+    use ember_testing::test_devices;
 
     fn tensor(rows: &[Vec<f64>], device: &Device) -> Tensor<2> {
         let (n, d) = (rows.len(), rows[0].len());

@@ -133,7 +133,7 @@ mod tests {
     use crate::loss::cross_entropy;
     use burn::optim::{AdamWConfig, GradientsParams};
     use burn::tensor::{Device, TensorData};
-    use ember_device::testing::{assert_close, test_devices};
+    use ember_testing::{assert_close, test_devices};
 
     #[derive(Module, Debug)]
     struct Front {
@@ -279,8 +279,8 @@ mod tests {
             let rel = 1e-5 * total.clone().abs().max().into_scalar::<f64>();
             assert_close(&total, &(head.clone() + lookup.clone()), rel, 1e-5, &format!("{}: tied sum rule", td.name));
             // Both parts matter: dropping either breaks the identity.
-            assert!(ember_device::testing::max_abs_diff(&total, &head) > 1e3 * rel, "{}", td.name);
-            assert!(ember_device::testing::max_abs_diff(&total, &lookup) > 1e3 * rel, "{}", td.name);
+            assert!(ember_testing::max_abs_diff(&total, &head) > 1e3 * rel, "{}", td.name);
+            assert!(ember_testing::max_abs_diff(&total, &lookup) > 1e3 * rel, "{}", td.name);
         }
     }
 
@@ -296,7 +296,7 @@ mod tests {
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(1e-2, model, grads);
             let after = model.table.weight.val().inner();
-            assert!(ember_device::testing::max_abs_diff(&before, &after) > 1e-3, "{}: the step moved the table", td.name);
+            assert!(ember_testing::max_abs_diff(&before, &after) > 1e-3, "{}: the step moved the table", td.name);
             // The head reads the updated table: logits = h · E_newᵀ exactly.
             let h = Tensor::<3>::from_data(TensorData::new((0..2 * d).map(|i| i as f32 * 0.1).collect::<Vec<_>>(), [1, 2, d]), &td.device);
             let got = model.head.logits(h.clone(), &model.table.valid());

@@ -67,6 +67,11 @@ impl LoadedTable {
     pub fn index_of(&self, token: &str) -> Option<usize> {
         self.tokens.iter().position(|t| t == token)
     }
+
+    /// Row index of `token`, or an error suggesting close tokens (see [`crate::vocab`]).
+    pub fn find(&self, token: &str) -> Result<usize, crate::vocab::UnknownToken> {
+        crate::vocab::find_token(&self.tokens, token)
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LoadError + '_ {

@@ -9,6 +9,9 @@
 //! - [`resize`], [`special`], [`migrate`]: change the vocabulary and keep the rows meaningful;
 //! - [`geometry`], [`neighbors`]: diagnostics on any `[N, d]` tensor;
 //! - [`io`]: tables from GloVe/word2vec text files and safetensors;
+//! - [`vocab`]: find a token's row, with suggestions when it is missing;
+//! - [`grads`]: the analytic gradients of the head and the lookup (gradient checks);
+//! - [`error`]: [`EmbedError`].
 //! - [`report`]: the data the `ember embed` commands print and draw (stats, neighbours, the
 //!   2-D projection); the rendering lives in the root package (`ember::viz`).
 
@@ -24,6 +27,7 @@ pub mod report;
 pub mod resize;
 pub mod special;
 pub mod table;
+pub mod vocab;
 
 pub use error::EmbedError;
 pub use head::LmHead;

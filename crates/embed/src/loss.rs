@@ -32,7 +32,7 @@ pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>, ignore: Option<
 mod tests {
     use super::*;
     use burn::tensor::TensorData;
-    use ember_device::testing::test_devices;
+    use ember_testing::test_devices;
 
     fn reference(z: &[f64], y: &[i64], v: usize, pad: Option<i64>) -> f64 {
         let (mut total, mut n) = (0.0, 0usize);

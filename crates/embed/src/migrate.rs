@@ -185,7 +185,7 @@ mod tests {
     use crate::resize::rows::host_f32;
     use crate::resize::testkit::bpe;
     use burn::tensor::{Device, Tensor, TensorData};
-    use ember_device::testing::flex_and_wgpu;
+    use ember_testing::flex_and_wgpu;
 
     fn data(r: usize, c: usize, k: usize) -> TensorData {
         TensorData::new((0..r * c).map(|i| (((i * k) % 997) as f32 - 498.0) / 300.0).collect::<Vec<_>>(), [r, c])

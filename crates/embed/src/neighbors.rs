@@ -275,7 +275,7 @@ pub fn nearest_to_vector(table: &Tensor<2>, query: Tensor<1>, k: usize, metric: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ember_device::testing::test_devices;
+    use ember_testing::test_devices;
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
     fn tensor(rows: &[Vec<f64>], device: &burn::tensor::Device) -> Tensor<2> {

@@ -135,7 +135,7 @@ pub fn projection(weights: &Tensor<2>) -> Result<Projection, GeometryError> {
 mod tests {
     use super::*;
     use burn::tensor::TensorData;
-    use ember_device::testing::test_devices;
+    use ember_testing::test_devices;
 
     #[test]
     fn stats_values_and_json_shape() {

@@ -224,7 +224,7 @@ mod tests {
     use crate::resize::testkit::bpe;
     use crate::resize::{resize, ResizeOptions};
     use burn::tensor::{Tensor, TensorData};
-    use ember_device::testing::test_devices;
+    use ember_testing::test_devices;
 
     fn table(v: usize, d: usize, dev: &burn::tensor::Device) -> TokenEmbedding {
         let data = TensorData::new((0..v * d).map(|i| ((i * 7919 % 211) as f32 - 105.0) / 70.0).collect::<Vec<_>>(), [v, d]);

@@ -169,7 +169,7 @@ pub fn ids_tensor(ids: &[u32], batch: usize, seq: usize, vocab: usize, device: &
 mod tests {
     use super::*;
     use burn::optim::GradientsParams;
-    use ember_device::testing::{assert_close, test_devices};
+    use ember_testing::{assert_close, test_devices};
 
     fn table_data(v: usize, d: usize) -> TensorData {
         TensorData::new((0..v * d).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect::<Vec<_>>(), [v, d])

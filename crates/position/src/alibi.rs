@@ -107,7 +107,7 @@ impl Alibi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ember_device::testing::test_devices;
+    use ember_testing::test_devices;
 
     /// The official recursive definition, written independently (start · ratioⁱ form).
     fn reference(n: usize) -> Vec<f64> {

@@ -53,7 +53,7 @@ impl LearnedPositions {
 mod tests {
     use super::*;
     use burn::tensor::TensorData;
-    use ember_device::testing::{assert_close, test_devices};
+    use ember_testing::{assert_close, test_devices};
 
     fn with_table(device: &Device) -> LearnedPositions {
         let data: Vec<f32> = (0..24).map(|v| v as f32 * 0.5).collect();

@@ -99,7 +99,7 @@ impl Sinusoidal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ember_device::testing::{assert_close, test_devices};
+    use ember_testing::{assert_close, test_devices};
 
     const INTERLEAVED_P1: [f64; 8] = [0.84147098, 0.54030231, 0.09983342, 0.99500417, 0.00999983, 0.99995, 0.001, 0.9999995];
     const HALVES_P1: [f64; 8] = [0.84147098, 0.09983342, 0.00999983, 0.001, 0.54030231, 0.99500417, 0.99995, 0.9999995];

@@ -6,7 +6,7 @@ mod common;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use common::{random, tensor4, to_vec};
-use ember_device::testing::{assert_close, test_devices};
+use ember_testing::{assert_close, test_devices};
 use ember_position::{PositionConfig, PositionError, RopeLayout, RopeScaling, SinusoidalLayout};
 
 fn all_configs() -> Vec<PositionConfig> {

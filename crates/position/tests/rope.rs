@@ -5,7 +5,7 @@ mod common;
 
 use burn::tensor::Tensor;
 use common::{random, tensor4, to_vec};
-use ember_device::testing::{assert_close, test_devices};
+use ember_testing::{assert_close, test_devices};
 use ember_position::rope::{rotate_vector, Rope, RopeLayout};
 use ember_position::rope_scaling::{scaled_inv_freq, RopeScaling};
 

@@ -195,7 +195,12 @@ fn variants_share_budget_data_order_and_initialization() {
         assert_eq!(first_batch(c), first_batch(&configs[0]), "same data order");
         let (tok, block) = token_table(c);
         assert_eq!(tok, tok0, "{}: same token table", c.position.scheme());
-        assert_eq!(block, block0, "{}: same block weights", c.position.scheme());
+        // The learned table is drawn between the token table and the blocks (nanoGPT's
+        // order, kept so the main job reproduces its loss): only the schemes without
+        // parameters share the block weights.
+        if c.position.scheme() != "learned" {
+            assert_eq!(block, block0, "{}: same block weights", c.position.scheme());
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

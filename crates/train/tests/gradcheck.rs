@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
-use ember_device::testing::{flex_and_wgpu, test_devices};
+use ember_testing::{flex_and_wgpu, test_devices};
 use ember_embed::loss::cross_entropy;
 use ember_train::gradcheck::{default_problem, run};
 use ember_train::model::{EmbedScale, TinyLm};

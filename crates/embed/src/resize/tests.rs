@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
-use ember_device::testing::{assert_close, flex_and_wgpu, test_devices};
+use ember_testing::{assert_close, flex_and_wgpu, test_devices};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 

@@ -1,6 +1,6 @@
 //! The checkpoint file of a run directory, and atomic writes.
 //!
-//! A checkpoint is ONE file so it is replaced atomically (written to `checkpoint.bin.tmp`, synced, renamed): a crash or a NaN
+//! A checkpoint is ONE file so it is replaced atomically (written to a temp file `checkpoint.bin.PID-N.tmp` beside it, synced, renamed): a crash or a NaN
 //! never leaves a half-written or mixed checkpoint. Layout (little endian):
 //! `b"EMBERCK1" | u64 len | state JSON | u64 len | model burnpack | u64 len | optimizer burnpack`.
 
@@ -14,11 +14,15 @@ use crate::TrainError;
 const MAGIC: &[u8; 8] = b"EMBERCK1";
 
 /// Write `bytes` to `path` atomically: a temp file beside it, fsync, rename.
+///
+/// The temp file's name is unique to this process and call (`NAME.PID-N.tmp`), so processes
+/// writing the same file at once (ablation jobs sharing a directory) never rename each
+/// other's temp file away: the last rename wins and every reader sees a whole file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = path.with_extension(match path.extension() {
-        Some(ext) => format!("{}.tmp", ext.to_string_lossy()),
-        None => "tmp".into(),
-    });
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!("{name}.{}-{n}.tmp", std::process::id()));
     let mut file = std::fs::File::create(&tmp).map_err(|e| TrainError::write(&tmp, e))?;
     file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| TrainError::write(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| TrainError::write(path, e))
@@ -122,7 +126,8 @@ mod tests {
         let path = dir.join("checkpoint.bin");
         let ck = Checkpoint { state: TrainState { step: 7, elapsed_s: 1.5, tokens: 99 }, model: vec![1, 2, 3], optim: vec![9; 10] };
         ck.save(&path).unwrap();
-        assert!(!path.with_extension("bin.tmp").exists(), "temp file renamed away");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+        assert!(leftovers.is_empty(), "temp file renamed away: {leftovers:?}");
         let back = Checkpoint::load(&path).unwrap();
         assert_eq!((back.state, back.model, back.optim), (ck.state.clone(), ck.model.clone(), ck.optim.clone()));
         let bytes = std::fs::read(&path).unwrap();

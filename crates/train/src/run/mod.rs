@@ -43,6 +43,14 @@ pub struct LoadedRun {
     pub step: usize,
 }
 
+impl LoadedRun {
+    /// The model's token table `E` (`[V, d]`, row `i` = input vector of token `i`, unscaled)
+    /// with the tokenizer's token strings, as host data for the embedding tools.
+    pub fn token_table(&self) -> ember_embed::io::LoadedTable {
+        ember_embed::io::LoadedTable { tokens: self.tokenizer.tokens(), weights: self.model.tok.weight.val().into_data() }
+    }
+}
+
 /// One line of [`RunDir::list`].
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {

@@ -1,7 +1,7 @@
 //! Shared set-up of the train crate's integration tests: a tiny config over a small corpus.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// Burn's CPU RNG is process-global: tests that need seeded, repeatable weights take this
@@ -23,22 +23,8 @@ pub const SCHEMES: [&str; 6] = [
     "scheme = \"alibi\"",
 ];
 
-/// A fresh temporary directory for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ember-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The first `chars` characters of tiny Shakespeare written into `dir/corpus.txt`.
-pub fn small_corpus(dir: &Path, chars: usize) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/tinyshakespeare.txt");
-    let text: String = std::fs::read_to_string(root).unwrap().chars().take(chars).collect();
-    let path = dir.join("corpus.txt");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+#[allow(unused_imports)]
+pub use ember_testing::{small_corpus, temp_dir};
 
 /// A tiny model config (d 16, 1 layer, 2 heads, context 8, batch 4) training `steps` steps
 /// on `corpus`, writing into `out`.

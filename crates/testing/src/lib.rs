@@ -1,4 +1,8 @@
-//! The devices every numeric test runs on.
+//! # ember-testing
+//!
+//! Test support for the ember crates, used only as a dev-dependency (so none of it is
+//! compiled into release builds of the library or the CLI). The devices every numeric test
+//! runs on, tolerance helpers, and small corpora for training tests.
 //!
 //! [`test_devices`] returns flex, ndarray and wgpu. wgpu uses the machine's best adapter;
 //! without a GPU that is Mesa's lavapipe (`apt-get install mesa-vulkan-drivers`). When no
@@ -10,7 +14,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::{Device, Tensor};
 
-use crate::BackendName;
+use ember_device::BackendName;
 
 /// A device under test with the name it is reported by in assertion messages.
 #[derive(Clone, Debug)]
@@ -92,4 +96,22 @@ pub fn assert_close<const D: usize>(a: &Tensor<D>, b: &Tensor<D>, atol: f64, rto
         let tol = atol + rtol * y.abs();
         assert!((x - y).abs() <= tol, "{what}: element {i}: {x} vs {y} (|diff| {} > tol {tol})", (x - y).abs());
     }
+}
+
+/// A fresh, empty temporary directory for one test: `$TMP/ember-test-NAME-PID`.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ember-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    dir
+}
+
+/// The first `chars` characters of the repository's tiny Shakespeare, written to
+/// `dir/corpus.txt`; returns that path.
+pub fn small_corpus(dir: &std::path::Path, chars: usize) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/tinyshakespeare.txt");
+    let text: String = std::fs::read_to_string(root).expect("data/tinyshakespeare.txt").chars().take(chars).collect();
+    let path = dir.join("corpus.txt");
+    std::fs::write(&path, text).expect("write corpus");
+    path
 }
