@@ -16,29 +16,15 @@ fn write_config(dir: &Path, steps: usize) -> std::path::PathBuf {
         .take(20_000)
         .collect();
     std::fs::write(dir.join("corpus.txt"), corpus).unwrap();
-    let config = format!(
-        r#"
-[model]
-d_model = 16
-n_layers = 1
-n_heads = 2
-[position]
-scheme = "rope"
-[data]
-corpus = "{corpus}"
-context = 8
-[train]
-batch_size = 4
-steps = {steps}
-lr = 1e-3
-eval_interval = 100000
-eval_batches = 1
-[run]
-out_dir = "{out}"
-"#,
-        corpus = dir.join("corpus.txt").display(),
-        out = dir.join("run").display()
-    );
+    // The tiny rope model of tests/golden/tiny-train.toml, with this test's step budget, no
+    // evaluation until the end, and the run directory next to the config.
+    let config = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/tiny-train.toml"))
+        .unwrap()
+        .replace("CORPUS", &dir.join("corpus.txt").display().to_string())
+        .replace("steps = 6", &format!("steps = {steps}"))
+        .replace("warmup = 2", "warmup = 0")
+        .replace("eval_interval = 3", "eval_interval = 100000")
+        + &format!("\n[run]\nout_dir = \"{}\"\n", dir.join("run").display());
     let path = dir.join("tiny.toml");
     std::fs::write(&path, config).unwrap();
     path

@@ -2,6 +2,10 @@
 //! added to the embedding of the token at position `p`. Initialized `N(0, init_std²)`;
 //! saved with the model like any parameter. Positions `≥ max_len` do not exist: asking for
 //! them is a [`PositionError::PastMaxLen`].
+//!
+//! **Amplitude.** Rows start at norm ≈ `init_std·√d` (0.23 at 0.02, d = 128), the same as
+//! token rows drawn `N(0, 0.02²)`: it expects unscaled token rows (input-embedding scale 1,
+//! GPT-2 / nanoGPT), and both are trained from there.
 
 use burn::module::{Module, Param};
 use burn::nn::Initializer;

@@ -3,13 +3,16 @@
 //! Position schemes for a causal transformer, behind one Burn module with three hook points
 //! (see [`PositionEncoding`]):
 //!
-//! | scheme | hook | saved? | module |
-//! | --- | --- | --- | --- |
-//! | `none {}` | — | — | [`none`] |
-//! | `sinusoidal { layout, base }` | added to `x [B, T, d]` | no (computed, cached) | [`sinusoidal`] |
-//! | `learned { max_len, init_std }` | added to `x [B, T, d]` | yes (`[max_len, d]` parameter) | [`learned`] |
-//! | `rope { layout, base, partial_rotary_factor, scaling }` | rotates `q, k [B, H, T, dh]` | no | [`rope`], [`rope_scaling`] |
-//! | `alibi {}` | bias on scores `[1, H, Tq, Tk]` | no | [`alibi`] |
+//! | scheme | hook | saved? | additive signal's amplitude → token-row scale it expects | module |
+//! | --- | --- | --- | --- | --- |
+//! | `none {}` | — | — | nothing added → any (1) | [`none`] |
+//! | `sinusoidal { layout, base }` | added to `x [B, T, d]` | no (computed, cached) | entries in [−1, 1], `‖PE_p‖ = √(d/2)` → rows scaled by `√d` | [`sinusoidal`] |
+//! | `learned { max_len, init_std }` | added to `x [B, T, d]` | yes (`[max_len, d]` parameter) | `‖P_p‖ ≈ init_std·√d` at init, trained → unscaled rows (1) | [`learned`] |
+//! | `rope { layout, base, partial_rotary_factor, scaling }` | rotates `q, k [B, H, T, dh]` | no | nothing added (norm-preserving rotation) → any (1) | [`rope`], [`rope_scaling`] |
+//! | `alibi {}` | bias on scores `[1, H, Tq, Tk]` | no | nothing added to `x` → any (1) | [`alibi`] |
+//!
+//! The token-row scale is the model's input-embedding scale (`ember_train`'s
+//! `[model] embed_scale`, whose per-scheme defaults are the right-hand values above).
 //!
 //! Files: one per scheme (`none.rs`, `sinusoidal.rs`, `learned.rs`, `rope.rs` +
 //! `rope_scaling.rs`, `alibi.rs`); `config.rs` ([`PositionConfig`], the one type TOML and the

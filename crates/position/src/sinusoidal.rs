@@ -4,6 +4,13 @@
 //! - interleaved (Burn's `PositionalEncoding`, HF DistilBERT): `PE[p, 2i] = sin(p·ω_i)`, `PE[p, 2i+1] = cos(p·ω_i)`;
 //! - halves (HF Marian, GPT-NeoX style): `PE[p, i] = sin(p·ω_i)`, `PE[p, d/2 + i] = cos(p·ω_i)`.
 //!
+//! **Amplitude.** Every entry is in `[−1, 1]` and each (sin, cos) pair has norm 1, so
+//! `‖PE[p]‖ = √(d/2)` for every position (8 at d = 128). Token rows initialised `N(0, σ²)`
+//! have norm ≈ `σ·√d` (0.23 at σ = 0.02, d = 128): added unscaled, the signal drowns the
+//! tokens. It expects token rows of comparable size: Vaswani et al. multiply the lookup by
+//! `√d` (ember's default input-embedding scale for this scheme, `[model] embed_scale`), which
+//! gives rows of norm ≈ `σ·d` (2.6).
+//!
 //! Angles are computed in f64 on the host and rounded once to f32, so large positions stay
 //! exact to f32 rounding. Nothing is saved with the model: rows are computed for any length
 //! and cached per device ([`crate::cache`]).
