@@ -98,6 +98,9 @@ fn config_errors_name_the_field() {
         (base.replace("backend = \"flex\"", "backend = \"tpu\""), "tpu"),
         (base.replace("lr = 0.003", "lr = -1.0"), "train.lr"),
         (base.replace("[train]", "[training]"), "training"),
+        (base.replace("[data.tokenizer]\nkind = \"char\"", "[data.tokenizer]\nkind = \"char\"\ntypo = 1"), "typo"),
+        (base.replace("[model]", "[model]\nembed_scale = \"sqrt\""), "sqrt_d"),
+        (base.replace("[model]", "[model]\nembed_scale = -2.0"), "embed_scale"),
     ];
     for (text, needle) in cases {
         assert_ne!(text, base, "case {needle} must change the config");
