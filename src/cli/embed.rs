@@ -78,8 +78,9 @@ pub struct TableArgs {
 /// Turn the TABLE argument into a loaded table. The one place that knows what TABLE can be:
 /// a text table, a safetensors file, or a training run directory.
 pub fn resolve_table(args: &TableArgs) -> anyhow::Result<LoadedTable> {
-    if ember_train::run::is_run_dir(&args.table) {
-        return Ok(ember_train::run::load_run(&args.table, &burn::tensor::Device::flex())?.token_table());
+    let run = ember_train::run::RunDir::new(&args.table);
+    if run.exists() {
+        return Ok(run.load(&burn::tensor::Device::flex())?.token_table());
     }
     let table = io::load_table(&args.table, args.tensor.as_deref(), args.vocab.as_deref())?;
     Ok(table)

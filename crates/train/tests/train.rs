@@ -193,14 +193,14 @@ fn matrix_decay_equals_adamw_decay_and_spares_vectors() {
 fn eval_scores_every_target_once_and_learned_refuses_longer_context() {
     use ember_train::dataset::Split;
     use ember_train::eval::evaluate_split;
-    use ember_train::run::load_run;
+    use ember_train::run::RunDir;
     use ember_train::sample::{sample, SampleOptions};
     let _lock = rng_lock();
     let dir = temp_dir("eval");
     let corpus = small_corpus(&dir, 20_000);
     let config = tiny_config(&corpus, &dir.join("run"), "scheme = \"learned\"\nmax_len = 8", 4);
     train(&config, &Device::flex(), &quiet()).unwrap();
-    let run = load_run(&dir.join("run"), &Device::flex()).unwrap();
+    let run = RunDir::new(dir.join("run")).load(&Device::flex()).unwrap();
     assert_eq!(run.step, 4);
     let data = Dataset::load(&run.config.data, Some(run.tokenizer.clone())).unwrap();
     let val = data.ids(Split::Val);

@@ -104,7 +104,7 @@ impl RunDir {
     /// Create the directory and write `config.toml` (with the corpus path made absolute)
     /// and `tokenizer.json`: the start of a fresh run.
     pub fn create(&self, config: &Config, tokenizer: &Tokenizer) -> Result<(), TrainError> {
-        std::fs::create_dir_all(&self.0).map_err(|e| TrainError::write(&self.0, e))?;
+        self.ensure()?;
         let mut config = config.clone();
         if let Ok(abs) = std::path::absolute(&config.data.corpus) {
             config.data.corpus = abs;
@@ -155,14 +155,4 @@ impl RunDir {
         runs.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(runs)
     }
-}
-
-/// Load the run at `dir` onto `device` (see [`RunDir::load`]).
-pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun, TrainError> {
-    RunDir::new(dir).load(device)
-}
-
-/// Whether `path` holds a run (see [`RunDir::exists`]).
-pub fn is_run_dir(path: &Path) -> bool {
-    RunDir::new(path).exists()
 }
