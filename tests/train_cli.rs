@@ -70,6 +70,10 @@ fn ctrl_c_saves_a_checkpoint_and_resume_continues() {
     assert!((v["perplexity"].as_f64().unwrap() - v["loss"].as_f64().unwrap().exp()).abs() < 1e-6);
     let out = ember().arg("sample").arg(&run).args(["--prompt", "ROMEO", "--tokens", "10"]).output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("ROMEO"));
+    // Negative values reach ember's own checks, which say what is allowed.
+    let neg = ember().arg("sample").arg(&run).args(["--temperature", "-1"]).output().unwrap();
+    assert_eq!(neg.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&neg.stderr).contains("--temperature: must be ≥ 0"), "{}", String::from_utf8_lossy(&neg.stderr));
     // Greedy text past the window: the KV cache and --no-cache agree; --json reports the speed.
     let json = |extra: &[&str]| -> serde_json::Value {
         let out = ember().arg("sample").arg(&run).args(["--prompt", "RO", "--tokens", "20", "--temperature", "0", "--json"]).args(extra).output().unwrap();

@@ -15,6 +15,7 @@ use ember::viz::ablate::{plot_extrapolation, plot_loss_curves};
 
 /// `ember ablate CONFIG`
 #[derive(Args)]
+#[command(allow_negative_numbers = true)] // `--temperature -1` reaches our check, not "unexpected argument"
 pub struct AblateArgs {
     /// Ablation TOML (see configs/ablation-*.toml).
     pub config: PathBuf,

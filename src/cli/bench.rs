@@ -16,6 +16,7 @@ pub enum BenchCmd {
 
 /// `ember bench step CONFIG`
 #[derive(Args)]
+#[command(allow_negative_numbers = true)] // `--temperature -1` reaches our check, not "unexpected argument"
 pub struct StepArgs {
     /// TOML config (see configs/): its model, data and batch size are benchmarked.
     pub config: PathBuf,

@@ -58,6 +58,7 @@ pub enum EmbedCmd {
 
 /// Where the table comes from and which backend computes on it.
 #[derive(Args)]
+#[command(allow_negative_numbers = true)] // `--temperature -1` reaches our check, not "unexpected argument"
 pub struct TableArgs {
     /// A GloVe / word2vec text file (`word v1 … vd` per line, optional `N d` header), a
     /// `.safetensors` file (with --tensor and --vocab), or a run directory of `ember train`

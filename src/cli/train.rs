@@ -17,6 +17,7 @@ use ember_train::Config;
 
 /// `ember train CONFIG`
 #[derive(Args)]
+#[command(allow_negative_numbers = true)] // `--temperature -1` reaches our check, not "unexpected argument"
 pub struct TrainArgs {
     /// TOML config (see configs/).
     pub config: PathBuf,
@@ -79,6 +80,7 @@ pub fn stop_on_ctrl_c(what: &'static str) -> Arc<AtomicBool> {
 
 /// `ember gradcheck [CONFIG]`
 #[derive(Args)]
+#[command(allow_negative_numbers = true)] // `--temperature -1` reaches our check, not "unexpected argument"
 pub struct GradcheckArgs {
     /// Config whose [model], [position] and data are used; default: a tiny built-in model on random ids.
     pub config: Option<PathBuf>,
@@ -122,6 +124,7 @@ pub fn run_gradcheck(args: GradcheckArgs) -> anyhow::Result<i32> {
 
 /// `ember eval RUN_DIR`
 #[derive(Args)]
+#[command(allow_negative_numbers = true)] // `--temperature -1` reaches our check, not "unexpected argument"
 pub struct EvalArgs {
     /// Run directory written by `ember train`.
     pub run_dir: PathBuf,
@@ -176,6 +179,7 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<i32> {
 
 /// `ember sample RUN_DIR`
 #[derive(Args)]
+#[command(allow_negative_numbers = true)] // `--temperature -1` reaches our check, not "unexpected argument"
 pub struct SampleArgs {
     /// Run directory written by `ember train`.
     pub run_dir: PathBuf,
