@@ -20,6 +20,15 @@ use std::str::FromStr;
 use burn::tensor::{Device, DeviceKind};
 
 
+/// Whether `device` (autodiff or not) keeps tensors in host memory (flex, ndarray), so that
+/// reading a tensor back is a copy, not a queue drain: ember's host-side kernels (the GELU of
+/// `ember_train::model::gelu`) run only there.
+#[allow(deprecated)] // ndarray stays selectable
+pub fn is_host_memory(device: &Device) -> bool {
+    // Device equality compares the hardware and ignores autodiff.
+    *device == Device::flex() || *device == Device::ndarray()
+}
+
 /// A backend name users type. Parse one with [`str::parse`]; turn it into a device with
 /// [`BackendName::device`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -155,6 +164,15 @@ mod tests {
         assert!(err.contains("`tpu`"), "{err}");
         for name in BACKEND_NAMES {
             assert!(err.contains(name), "{err} should list {name}");
+        }
+    }
+
+    #[test]
+    fn host_memory_is_the_cpu_backends_with_or_without_autodiff() {
+        for (name, host) in [("flex", true), ("ndarray", true), ("wgpu-cpu", false)] {
+            let device = device_from_name(name).unwrap();
+            assert_eq!(is_host_memory(&device), host, "{name}");
+            assert_eq!(is_host_memory(&device.autodiff()), host, "{name} + autodiff");
         }
     }
 

@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use burn::tensor::activation::gelu;
+use super::gelu::gelu;
 use burn::tensor::{Device, Tensor};
 
 use super::attention::linear;

@@ -7,7 +7,7 @@
 //!   └▶ final Norm ─▶ h [B,T,d] ─ LmHead (tied: h·Eᵀ, unscaled E) ─▶ logits [B,T,V]
 //! ```
 //!
-//! Files: [`config`] (`ModelConfig`, `TinyLmConfig`, the embedding scale `s`),
+//! Files: [`config`] (`ModelConfig`, `TinyLmConfig`, the embedding scale `s`), [`gelu`],
 //! [`attention`], [`mlp`], [`block`], [`norm`], [`cache`] (the KV cache used by
 //! [`TinyLm::forward_cached`] for decoding); this file holds the model itself.
 //!
@@ -24,6 +24,7 @@ pub mod attention;
 pub mod block;
 pub mod cache;
 pub mod config;
+pub mod gelu;
 pub mod mlp;
 pub mod norm;
 
