@@ -20,31 +20,47 @@
 //! exactly (`x − x = 0`), and its gradient is `g ⊙ Y'`, the analytic one, so no intermediate
 //! of the GELU is kept for the backward pass beyond `Y'`.
 //!
-//! Other devices (wgpu, cuda) and f64 tensors (gradient checks) use Burn's own `gelu`: on a
-//! GPU the host round trip would stall the queue, and f64 needs `erf` to the last bit.
+//! Other devices (wgpu, cuda) and f64 tensors (gradient checks) compute `Y` and `Y'` with
+//! Burn's element-wise ops (`erf`, `exp`) on the device: on a GPU the host round trip would
+//! stall the queue, and f64 needs `erf` to the last bit. The same surrogate then gives the
+//! exact derivative everywhere — Burn's own `gelu` backward on ndarray and wgpu is the
+//! derivative of the *tanh approximation* (off by up to 5·10⁻⁴), not of the exact GELU its
+//! forward computes.
 
-use burn::tensor::activation;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
 /// GELU of hidden states `x` (any shape, e.g. `[B, T, r·d]` MLP pre-activations), same shape.
-/// See the module docs for when the fast path runs; both paths agree to f32 rounding.
+/// See the module docs for when the host path runs; both paths agree to f32 rounding.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let device = x.device();
-    if x.dtype() != DType::F32 || !ember_device::is_host_memory(&device) {
-        return activation::gelu(x);
+    let (value, derivative) = if x.dtype() == DType::F32 && ember_device::is_host_memory(&x.device()) {
+        host_value_and_derivative(&x)
+    } else {
+        device_value_and_derivative(x.clone().detach())
+    };
+    if !x.is_autodiff() {
+        return value;
     }
-    let shape = x.shape();
+    value + (x.clone() - x.detach()) * derivative
+}
+
+/// `(gelu(x), gelu'(x))` by the formulas, with Burn's element-wise ops on `x`'s device.
+fn device_value_and_derivative<const D: usize>(x: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+    let cdf = x.clone().mul_scalar(std::f64::consts::FRAC_1_SQRT_2).erf().add_scalar(1.0).mul_scalar(0.5);
+    let pdf = x.clone().square().mul_scalar(-0.5).exp().mul_scalar(0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2);
+    (x.clone() * cdf.clone(), cdf + x * pdf)
+}
+
+/// `(gelu(x), gelu'(x))` computed on the host (f32, host-memory device), as constants on
+/// `x`'s device.
+fn host_value_and_derivative<const D: usize>(x: &Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+    let (device, shape) = (x.device(), x.shape());
     let data = x.to_data();
     let input = data.as_slice::<f32>().expect("an f32 tensor reads back as f32");
     let (mut y, mut dy) = (vec![0.0f32; input.len()], vec![0.0f32; input.len()]);
     gelu_and_derivative(input, &mut y, &mut dy);
-    let y = Tensor::<D>::from_data(TensorData::new(y, shape.clone()), &device);
-    if !x.is_autodiff() {
-        return y;
-    }
-    let dy = Tensor::<D>::from_data(TensorData::new(dy, shape), &device);
-    y + (x.clone() - x.detach()) * dy
+    let constant = |v: Vec<f32>| Tensor::<D>::from_data(TensorData::new(v, shape.clone()), &device);
+    (constant(y), constant(dy))
 }
 
 /// Elements per rayon task (below it, one thread does the whole tensor).
