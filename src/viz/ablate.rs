@@ -65,15 +65,21 @@ pub fn plot_extrapolation(a: &Ablation, rows: &[Row], out: &Path) -> Result<(), 
     let (x0, x1) = (lengths.iter().copied().min().unwrap_or(1) as f64, lengths.iter().copied().max().unwrap_or(2) as f64);
     let (x0, x1) = if x0 < x1 { (x0 / 1.25, x1 * 1.25) } else { (x0 / 2.0, x0 * 2.0) };
     let yr = y_range(&lines);
+    // A task ablation evaluates operand lengths and scores the answer tokens only.
+    let (caption, x_desc, y_desc) = if a.base.data.task.is_some() {
+        ("answer loss vs operand length", "operand length (characters, log scale)", "answer loss (nats/token)")
+    } else {
+        ("loss vs evaluation length (non-overlapping windows)", "evaluation length (tokens, log scale)", "val loss (nats/token)")
+    };
     let root = BitMapBackend::new(out, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("loss vs evaluation length (non-overlapping windows)", ("sans-serif", 24))
+        .caption(caption, ("sans-serif", 24))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(56)
         .build_cartesian_2d((x0..x1).log_scale(), yr.clone())?;
-    chart.configure_mesh().x_desc("evaluation length (tokens, log scale)").y_desc("val loss (nats/token)").draw()?;
+    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw()?;
     let t = a.train_len() as f64;
     chart
         .draw_series(LineSeries::new([(t, yr.start), (t, yr.end)], BLACK.mix(0.5).stroke_width(1)))?
