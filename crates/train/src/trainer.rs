@@ -215,14 +215,17 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
         ad.seed(tc.seed.wrapping_add(1 + step as u64));
         let (x, y) = data.batch(&train_batches, step as u64, &ad);
         let loss = cross_entropy(model.forward(x, 0)?, y, model.tok.padding_idx());
-        let value = loss.clone().into_scalar::<f64>();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = apply_update(model, &mut optim, grads, lr, tc);
+        // Read the loss only now: on a GPU, reading it before the backward pass would drain
+        // the queue on every step. A non-finite loss stops the run before anything is saved,
+        // so the checkpoint on disk never holds the update it produced.
+        let value = loss.into_scalar::<f64>();
         if !value.is_finite() {
             progress.finish();
             let checkpoint = if run.checkpoint().exists() { run.checkpoint().display().to_string() } else { "none written yet".into() };
             return Err(TrainError::NonFiniteLoss { step, value, checkpoint });
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = apply_update(model, &mut optim, grads, lr, tc);
         state.step += 1;
         state.tokens += tokens_per_step;
         losses.push((step, value));
