@@ -280,9 +280,13 @@ fn quantize_a_run_and_read_the_table_back() {
     let run = tiny_run().to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("q8.safetensors");
-    let v = json(&["embed", "quantize", run, "--bits", "8", "--max-tokens", "500", "--out", out.to_str().unwrap(), "--json"]);
-    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["bits", "scheme", "bytes_before", "bytes_after", "max_abs_err", "recall_at_10", "val_loss_fp32", "val_loss_quantized"]);
+    let o = ember(&["embed", "quantize", run, "--bits", "8", "--max-tokens", "500", "--out", out.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let want = ["bits", "scheme", "bytes_before", "bytes_after", "max_abs_err", "recall_at_10", "val_loss_fp32", "val_loss_quantized"];
+    assert_eq!(v.as_object().unwrap().len(), want.len(), "exactly these keys: {v}");
+    let at: Vec<usize> = want.iter().map(|k| stdout(&o).find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} missing"))).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "in this order: {}", stdout(&o));
     let v_rows = json(&["embed", "stats", run, "--json"])["rows"].as_u64().unwrap();
     assert_eq!(v["bytes_before"].as_u64(), Some(4 * 16 * v_rows));
     assert_eq!(v["bytes_after"].as_u64(), Some(16 * v_rows + 4 * v_rows));
