@@ -270,6 +270,11 @@ fn contextual_input_errors() {
     fails_with(&["embed", "neighbors", run, "--context", "abc", "--at", "0", "--sample", "0"], "--sample");
     fails_with(&["embed", "neighbors", run, "--context", "abc"], "needs both --context TEXT and --at N");
     fails_with(&["embed", "neighbors", run, "--context", "abc", "--at", "0", "--center"], "do not apply to --context");
+    fails_with(&["embed", "neighbors", run, "--context", "abc", "--at", "0", "-k", "0"], "--k 0: pass a positive number");
+    fails_with(&["embed", "neighbors", run, "--token", "e", "--k", "-3"], "--k -3: pass a positive number");
+    fails_with(&["embed", "neighbors", run, "--context", "abc", "--at", "0", "--seed", "-1"], "--seed -1");
+    fails_with(&["embed", "neighbors", run, "--compare", "--token", "e", "--contexts", "1"], "at least 2 contexts");
+    fails_with(&["embed", "neighbors", run, "--compare"], "--compare needs the token");
     let dir = tempfile::tempdir().unwrap();
     let table = glove(dir.path());
     fails_with(&["embed", "neighbors", table.to_str().unwrap(), "--context", "king", "--at", "0"], "is not a run directory");

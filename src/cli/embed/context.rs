@@ -29,7 +29,7 @@ pub struct ProbeArgs {
     sample: i64,
     /// Seed of the corpus sample and of the --compare contexts.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    seed: i64,
     /// Compare one token's states across corpus contexts (mean pairwise cosine, layer by
     /// layer unless --layer) with its static row: the token of --token, or the one at --at.
     #[arg(long)]
@@ -52,6 +52,10 @@ pub fn run(args: NeighborsArgs) -> anyhow::Result<i32> {
         anyhow::bail!("--center/--whiten/--remove-top preprocess the static table; they do not apply to --context/--compare");
     }
     let metric: Metric = metric.parse()?;
+    if p.seed < 0 {
+        anyhow::bail!("--seed {}: pass a non-negative seed", p.seed);
+    }
+    let (k, seed) = (k as usize, p.seed as u64);
     let device = ember_device::device_from_name(&table.backend)?;
     let run = table.require_run(&device, "--context/--at/--layer/--compare")?;
     let (data, _) = token_counts(&run).context("reading the run's corpus")?;
@@ -61,7 +65,7 @@ pub fn run(args: NeighborsArgs) -> anyhow::Result<i32> {
             (None, Some(text), Some(at)) => ember_train::embedding::context::contextual_state(&run.model, &run.tokenizer, text, at, 0, &device)?.token_id,
             _ => anyhow::bail!("--compare needs the token: either --token WORD, or --context TEXT --at N (the token at N)"),
         };
-        let report = compare_contexts(&run, &data, token_id, p.layer, p.contexts, p.seed, &device)?;
+        let report = compare_contexts(&run, &data, token_id, p.layer, p.contexts, seed, &device)?;
         if json {
             println!("{}", serde_json::to_string(&report)?);
         } else {
@@ -75,7 +79,7 @@ pub fn run(args: NeighborsArgs) -> anyhow::Result<i32> {
     if token.is_some() {
         anyhow::bail!("--token and --context exclude each other: the query is the token at --at in --context (use --compare to follow --token across contexts)");
     }
-    let req = ProbeRequest { text, at, layer: p.layer, metric, k, sample: p.sample, seed: p.seed };
+    let req = ProbeRequest { text, at, layer: p.layer, metric, k, sample: p.sample, seed };
     let report = contextual_neighbors(&run, &data, &req, &device)?;
     if json {
         println!("{}", serde_json::to_string(&report)?);

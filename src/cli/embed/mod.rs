@@ -66,7 +66,7 @@ pub struct NeighborsArgs {
     token: Option<String>,
     /// How many neighbours.
     #[arg(long, short = 'k', default_value_t = 10)]
-    k: usize,
+    k: i64,
     /// dot, cosine or euclidean (score = dot product, cosine, or Euclidean distance).
     #[arg(long, default_value = "cosine")]
     metric: String,
@@ -183,6 +183,9 @@ pub fn run(cmd: EmbedCmd) -> anyhow::Result<i32> {
             }
         }
         EmbedCmd::Neighbors(args) => {
+            if args.k <= 0 {
+                anyhow::bail!("--k {}: pass a positive number of neighbours", args.k);
+            }
             if args.probe.is_contextual() {
                 return context::run(args);
             }
@@ -194,7 +197,7 @@ pub fn run(cmd: EmbedCmd) -> anyhow::Result<i32> {
             let row = loaded.find(&token)?;
             let pre = Preprocess { center, whiten, remove_top };
             let x = pre.apply(loaded.to_tensor(&device)).context("preprocessing the table")?;
-            let found = NeighborIndex::new(x, metric).search_rows(&[row], k)?.remove(0);
+            let found = NeighborIndex::new(x, metric).search_rows(&[row], k as usize)?.remove(0);
             let report = NeighborsReport::new(&token, metric, &found, &loaded.tokens);
             if json {
                 println!("{}", serde_json::to_string(&report)?);
