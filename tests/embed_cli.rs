@@ -312,6 +312,13 @@ fn quantize_a_run_and_read_the_table_back() {
     fails_with(&["embed", "quantize", run, "--bits", "8", "--scheme", "groupwise", "--group", "0"], "positive divisor");
     fails_with(&["embed", "quantize", run, "--bits", "8", "--scheme", "groupwise"], "needs --group G");
     fails_with(&["embed", "quantize", run, "--bits", "8", "--max-tokens", "0"], "--max-tokens 0");
+    // A table file: sizes, error and recall, no model so no losses; read back as a table.
     let table = glove(dir.path());
-    fails_with(&["embed", "quantize", table.to_str().unwrap(), "--bits", "8"], "is not a run directory");
+    let qt = dir.path().join("glove4.safetensors");
+    let t = json(&["embed", "quantize", table.to_str().unwrap(), "--bits", "4", "--scheme", "groupwise", "--group", "4", "--out", qt.to_str().unwrap(), "--json"]);
+    assert_eq!((t["bytes_before"].as_u64(), t["bytes_after"].as_u64()), (Some(4 * 40 * 8), Some(40 * 4 + 4 * 40 * 2)));
+    assert!(t["val_loss_fp32"].is_null() && t["val_loss_quantized"].is_null() && t["recall_at_10"].as_f64().unwrap() > 0.5, "{t}");
+    let n = json(&["embed", "neighbors", qt.to_str().unwrap(), "--token", "king", "-k", "1", "--metric", "euclidean", "--json"]);
+    assert_eq!(n["neighbors"][0]["token"], "queen");
+    fails_with(&["embed", "quantize", table.to_str().unwrap(), "--bits", "8", "--max-tokens", "10"], "--max-tokens applies to a run directory");
 }

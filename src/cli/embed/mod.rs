@@ -50,8 +50,8 @@ pub enum EmbedCmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Quantize a run's token table (and untied head) to 8 or 4 bits; report size, error,
-    /// neighbour recall and validation loss.
+    /// Quantize a token table (a run's, with its untied head, or a table file) to 8 or 4
+    /// bits; report size, error, neighbour recall and (a run) the validation loss.
     Quantize(quantize::QuantizeArgs),
 }
 

@@ -104,14 +104,18 @@ pub fn spread_text(r: &SpreadReport) -> String {
     s
 }
 
-/// The text `ember embed quantize` prints (`head` = the run's head kind, `tied`/`untied…`).
-pub fn quantize_text(r: &QuantizeReport, head: &str) -> String {
-    let what = if head == "tied" { "token table (tied head)" } else { "token table + untied head" };
+/// The text `ember embed quantize` prints; `what` names what was quantized.
+pub fn quantize_text(r: &QuantizeReport, what: &str) -> String {
     let mut s = format!("{}-bit {} quantization of the {what}\n", r.bits, r.scheme);
     s += &format!("bytes              {} → {}  ({:.2}×; codes + f32 scales)\n", r.bytes_before, r.bytes_after, r.bytes_before as f64 / r.bytes_after as f64);
     s += &format!("max |x − x̂|        {:.6}\n", r.max_abs_err);
     s += &format!("recall@10 (cosine) {:.4}\n", r.recall_at_10);
-    s += &format!("val loss fp32      {:.4}\n", r.val_loss_fp32);
-    s += &format!("val loss quantized {:.4}  ({:+.4})\n", r.val_loss_quantized, r.val_loss_quantized - r.val_loss_fp32);
+    match (r.val_loss_fp32, r.val_loss_quantized) {
+        (Some(fp), Some(q)) => {
+            s += &format!("val loss fp32      {fp:.4}\n");
+            s += &format!("val loss quantized {q:.4}  ({:+.4})\n", q - fp);
+        }
+        _ => s += "val loss           n/a (a table file has no model; quantize a run directory for it)\n",
+    }
     s
 }

@@ -1,5 +1,6 @@
-//! `ember embed quantize`: quantize a run's token table (and its untied head), measure what
-//! survives, and evaluate the model with the dequantized weights swapped in.
+//! `ember embed quantize`: quantize a token table (a run's, with its untied head, or an
+//! external one), measure what survives, and for a run evaluate the model with the
+//! dequantized weights swapped in.
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor};
@@ -30,10 +31,10 @@ pub struct QuantizeReport {
     pub max_abs_err: f64,
     /// Mean fraction of every table row's 10 cosine neighbours kept after quantization.
     pub recall_at_10: f64,
-    /// Validation loss of the run as trained (nats/token).
-    pub val_loss_fp32: f64,
-    /// The same with the dequantized table (and head) swapped in.
-    pub val_loss_quantized: f64,
+    /// Validation loss of the run as trained (nats/token); `null` for a table without a model.
+    pub val_loss_fp32: Option<f64>,
+    /// The same with the dequantized table (and head) swapped in; `null` without a model.
+    pub val_loss_quantized: Option<f64>,
 }
 
 /// The quantized weights behind a [`QuantizeReport`].
@@ -61,33 +62,47 @@ pub fn with_dequantized(model: &TinyLm, weights: &QuantizedWeights, device: &Dev
     m
 }
 
-/// Quantize `run`'s table (and untied head) with `bits` under `scheme`, and evaluate the
-/// fp32 and the dequantized model on `data`'s validation split (windows of the training
-/// context, non-overlapping; `max_tokens` caps the targets scored).
+/// Quantize a table `E` `[V, d]` alone (an external table: no model, so the losses are
+/// `None`): sizes, the largest error and recall@10 of its rows' cosine neighbours.
+pub fn quantize_table(table: Tensor<2>, bits: u8, scheme: Scheme) -> Result<(QuantizeReport, Quantized), TrainError> {
+    let device = table.device();
+    let (q, values) = quantize_tensor(table.clone(), bits, scheme)?;
+    let deq = Tensor::<2>::from_data(q.dequantized_data(), &device);
+    let recall_at_10 = quantize::recall_at_k(&table, &deq, RECALL_K).map_err(|e| TrainError::request("recall", e.to_string()))?;
+    let report = QuantizeReport {
+        bits,
+        scheme: scheme.to_string(),
+        bytes_before: 4 * values.len(),
+        bytes_after: q.bytes(),
+        max_abs_err: q.max_abs_err(&values),
+        recall_at_10,
+        val_loss_fp32: None,
+        val_loss_quantized: None,
+    };
+    Ok((report, q))
+}
+
+/// Quantize `run`'s table ([`quantize_table`]) and untied head (its rows `Wᵀ` `[V, d]`,
+/// counted in the bytes and the error; recall is the table's) with `bits` under `scheme`,
+/// and evaluate the fp32 and the dequantized model on `data`'s validation split (windows of
+/// the training context, non-overlapping; `max_tokens` caps the targets scored).
 pub fn quantize_run(run: &LoadedRun, data: &Dataset, bits: u8, scheme: Scheme, max_tokens: Option<usize>, device: &Device) -> Result<(QuantizeReport, QuantizedWeights), TrainError> {
     let model = &run.model;
-    let table_fp = model.tok.weight.val();
-    let (table, table_values) = quantize_tensor(table_fp.clone(), bits, scheme)?;
-    let mut bytes_before = 4 * table_values.len();
-    let mut bytes_after = table.bytes();
-    let mut max_abs_err = table.max_abs_err(&table_values);
+    let (mut report, table) = quantize_table(model.tok.weight.val(), bits, scheme)?;
     let head = match &model.head.untied {
         None => None,
         Some(u) => {
             let (h, values) = quantize_tensor(u.weight.val().transpose(), bits, scheme)?;
-            bytes_before += 4 * values.len();
-            bytes_after += h.bytes();
-            max_abs_err = max_abs_err.max(h.max_abs_err(&values));
+            report.bytes_before += 4 * values.len();
+            report.bytes_after += h.bytes();
+            report.max_abs_err = report.max_abs_err.max(h.max_abs_err(&values));
             Some(h)
         }
     };
-    let deq = Tensor::<2>::from_data(table.dequantized_data(), device);
-    let recall_at_10 = quantize::recall_at_k(&table_fp.to_device(device), &deq, RECALL_K).map_err(|e| TrainError::request("recall", e.to_string()))?;
     let weights = QuantizedWeights { table, head };
     let context = run.config.data.context;
     let eval = |m: &TinyLm| evaluate_split(m, data.ids(Split::Val), Split::Val, context, context, max_tokens, device).map(|r| r.loss);
-    let val_loss_fp32 = eval(model)?;
-    let val_loss_quantized = eval(&with_dequantized(model, &weights, device))?;
-    let report = QuantizeReport { bits, scheme: scheme.to_string(), bytes_before, bytes_after, max_abs_err, recall_at_10, val_loss_fp32, val_loss_quantized };
+    report.val_loss_fp32 = Some(eval(model)?);
+    report.val_loss_quantized = Some(eval(&with_dequantized(model, &weights, device))?);
     Ok((report, weights))
 }
