@@ -104,55 +104,6 @@ pub fn anisotropy_sampled(x: &Tensor<2>, pairs: usize, seed: u64) -> Result<f64,
     Ok(host_f64(cos.mean())[0])
 }
 
-/// Spearman rank correlation between two equally long samples (average ranks for ties);
-/// `None` when fewer than 2 values or when either sample is constant.
-pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
-    if a.len() != b.len() || a.len() < 2 {
-        return None;
-    }
-    let (ra, rb) = (ranks(a), ranks(b));
-    let n = a.len() as f64;
-    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
-    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
-    for (x, y) in ra.iter().zip(&rb) {
-        cov += (x - ma) * (y - mb);
-        va += (x - ma) * (x - ma);
-        vb += (y - mb) * (y - mb);
-    }
-    (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
-}
-
-fn ranks(v: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
-    let mut r = vec![0.0; v.len()];
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start + 1;
-        while end < order.len() && v[order[end]] == v[order[start]] {
-            end += 1;
-        }
-        let avg = (start + end - 1) as f64 / 2.0 + 1.0;
-        for &i in &order[start..end] {
-            r[i] = avg;
-        }
-        start = end;
-    }
-    r
-}
-
-/// Spearman correlation between the row norms `‖x_i‖` of `x` `[N, d]` and the token counts
-/// `counts[i]` (frequency of token `i`). `Ok(None)` when undefined (constant norms or counts).
-pub fn norm_frequency_correlation(x: &Tensor<2>, counts: &[u64]) -> Result<Option<f64>, GeometryError> {
-    let [n, _] = x.dims();
-    if counts.len() != n {
-        return Err(GeometryError::CountsLength { counts: counts.len(), rows: n });
-    }
-    let norms = host_f64(row_norms(x));
-    let counts: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
-    Ok(spearman(&norms, &counts))
-}
-
 /// Principal components of `X` `[N, d]`: the eigendecomposition of the covariance
 /// `Σ = (1/N) (X − μ)ᵀ(X − μ)` `[d, d]`, sorted by decreasing variance.
 #[derive(Clone, Debug)]
@@ -437,17 +388,5 @@ mod tests {
             assert!((pca.variances[0] - 1.0).abs() < 1e-4 && (pca.variances[1] - 0.25).abs() < 1e-4, "{}", td.name);
             assert!(host_f64(mean_vector(&y)).iter().all(|v| v.abs() < 1e-4));
         }
-    }
-
-    #[test]
-    fn spearman_and_norm_frequency() {
-        assert_eq!(spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 45.0]), Some(1.0));
-        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
-        assert_eq!(spearman(&[1.0, 1.0, 1.0], &[3.0, 2.0, 1.0]), None);
-        let tied = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]).unwrap();
-        assert!((tied - 0.9486833).abs() < 1e-6, "{tied}");
-        let x = tensor(&[vec![1.0, 0.0], vec![0.0, 3.0], vec![2.0, 0.0]], &Device::flex());
-        assert_eq!(norm_frequency_correlation(&x, &[5, 100, 20]).unwrap(), Some(1.0));
-        assert!(norm_frequency_correlation(&x, &[1, 2]).is_err());
     }
 }

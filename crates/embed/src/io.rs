@@ -79,10 +79,16 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LoadError + '_ {
 }
 
 /// Load any supported table: `.safetensors` goes to [`load_safetensors`] (with `tensor` and
-/// `vocab`; when `vocab` is `None`, a `tokenizer.json` or `vocab.txt` next to the file is used),
-/// everything else to [`load_text`].
+/// `vocab`; when `vocab` is `None`, a `tokenizer.json` or `vocab.txt` next to the file is used)
+/// unless it is a quantized table ([`crate::quantize::save`]: dequantized, names from the file;
+/// `tensor` = `table` or `head`), everything else to [`load_text`].
 pub fn load_table(path: &Path, tensor: Option<&str>, vocab: Option<&Path>) -> Result<LoadedTable, LoadError> {
     if path.extension().is_some_and(|e| e == "safetensors") {
+        let bytes = fs::read(path).map_err(io_err(path))?;
+        if crate::quantize::quantized_metadata(&bytes).is_some() {
+            // Written by `ember embed quantize --out`: names stored inside, dequantized here.
+            return crate::quantize::load_table(path, &bytes, tensor, vocab);
+        }
         let dir = path.parent().unwrap_or(Path::new("."));
         let vocab = match vocab {
             Some(v) => v.to_path_buf(),
@@ -91,7 +97,7 @@ pub fn load_table(path: &Path, tensor: Option<&str>, vocab: Option<&Path>) -> Re
                 message: "a safetensors table needs a vocabulary: pass --vocab (tokenizer.json or one token per line)".into(),
             })?,
         };
-        load_safetensors(path, tensor, &vocab)
+        safetensors_from_bytes(path, &bytes, tensor, &vocab)
     } else {
         load_text(path)
     }
@@ -224,7 +230,12 @@ pub fn load_vocab(path: &Path) -> Result<Vec<String>, LoadError> {
 /// `tensor = None` picks the file's only 2-D tensor.
 pub fn load_safetensors(path: &Path, tensor: Option<&str>, vocab: &Path) -> Result<LoadedTable, LoadError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| LoadError::Format { path: path.to_path_buf(), message: format!("not a safetensors file: {e}") })?;
+    safetensors_from_bytes(path, &bytes, tensor, vocab)
+}
+
+/// [`load_safetensors`] on the file's contents `bytes` (read from `path`).
+fn safetensors_from_bytes(path: &Path, bytes: &[u8], tensor: Option<&str>, vocab: &Path) -> Result<LoadedTable, LoadError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| LoadError::Format { path: path.to_path_buf(), message: format!("not a safetensors file: {e}") })?;
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
     names.sort();
     let name = match tensor {

@@ -8,6 +8,8 @@
 //! - [`loss`]: softmax cross-entropy that ignores padded targets;
 //! - [`resize`], [`special`], [`migrate`]: change the vocabulary and keep the rows meaningful;
 //! - [`geometry`], [`neighbors`]: diagnostics on any `[N, d]` tensor;
+//! - [`frequency`]: row norms against token frequency (Spearman, Pearson, counts files);
+//! - [`quantize`]: 8/4-bit symmetric absmax quantization of a table, its file format;
 //! - [`io`]: tables from GloVe/word2vec text files and safetensors;
 //! - [`vocab`]: find a token's row, with suggestions when it is missing;
 //! - [`grads`]: the analytic gradients of the head and the lookup (gradient checks);
@@ -16,6 +18,7 @@
 //!   2-D projection); the rendering lives in the root package (`ember::viz`).
 
 pub mod error;
+pub mod frequency;
 pub mod geometry;
 pub mod grads;
 pub mod head;
@@ -23,6 +26,7 @@ pub mod io;
 pub mod loss;
 pub mod migrate;
 pub mod neighbors;
+pub mod quantize;
 pub mod report;
 pub mod resize;
 pub mod special;

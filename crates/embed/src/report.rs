@@ -3,7 +3,8 @@
 //! images: `ember::viz::embed`).
 //!
 //! `StatsReport` serializes as
-//! `{"rows":N,"dim":d,"norm":{"mean":…,"std":…,"min":…,"max":…},"mean_vector_norm":…,"anisotropy":…,"explained_variance":[…]}`
+//! `{"rows":N,"dim":d,"norm":{"mean":…,"std":…,"min":…,"max":…},"mean_vector_norm":…,"centered_norm":{…},"anisotropy":…,"explained_variance":[…]}`
+//! plus `"norm_frequency":{"spearman":…,"pearson":…,"tokens_counted":…}` when token counts are known
 //! and `NeighborsReport` as
 //! `{"query":"king","metric":"cosine","neighbors":[{"token":"queen","id":12,"score":0.93},…]}`.
 //! Undefined values (anisotropy of a one-row table) serialize as `null`.
@@ -11,6 +12,7 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use crate::frequency::NormFrequency;
 use crate::geometry::{self, GeometryError, Pca};
 use crate::neighbors::{Metric, Neighbor};
 
@@ -41,10 +43,31 @@ pub struct StatsReport {
     pub norm: NormSummary,
     /// `‖μ‖`, the mean row's length.
     pub mean_vector_norm: f64,
+    /// Summary of the centered row norms `‖x_i − μ‖` (how much of each row's length is the
+    /// common direction `μ`).
+    pub centered_norm: NormSummary,
     /// Mean cosine between distinct rows ([`geometry::anisotropy`]); `null` when `N < 2`.
     pub anisotropy: Option<f64>,
     /// Explained-variance ratios of the top `min(10, d)` principal components.
     pub explained_variance: Vec<f64>,
+    /// Row norm against log token frequency, when counts are known (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm_frequency: Option<NormFrequency>,
+}
+
+impl NormSummary {
+    /// Mean, population std, min and max of `norms` (non-empty).
+    pub fn of(norms: &[f64]) -> Self {
+        let n = norms.len() as f64;
+        let mean = norms.iter().sum::<f64>() / n;
+        let var = norms.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        Self {
+            mean,
+            std: var.sqrt(),
+            min: norms.iter().copied().fold(f64::INFINITY, f64::min),
+            max: norms.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
 }
 
 /// Compute [`StatsReport`] for `weights` `[N, d]` (`N ≥ 1`) on its device.
@@ -54,21 +77,16 @@ pub fn stats(weights: &Tensor<2>) -> Result<StatsReport, GeometryError> {
         return Err(GeometryError::TooFewRows { what: "stats", rows, needed: 1 });
     }
     let norms = geometry::host_f64(geometry::row_norms(weights));
-    let mean = norms.iter().sum::<f64>() / rows as f64;
-    let var = norms.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / rows as f64;
-    let norm = NormSummary {
-        mean,
-        std: var.sqrt(),
-        min: norms.iter().copied().fold(f64::INFINITY, f64::min),
-        max: norms.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    };
+    let centered = geometry::host_f64(geometry::row_norms(&geometry::center(weights.clone())));
     Ok(StatsReport {
         rows,
         dim,
-        norm,
+        norm: NormSummary::of(&norms),
         mean_vector_norm: geometry::mean_vector_norm(weights),
+        centered_norm: NormSummary::of(&centered),
         anisotropy: geometry::anisotropy(weights).ok(),
         explained_variance: Pca::fit(weights)?.explained_variance_ratio(STATS_COMPONENTS),
+        norm_frequency: None,
     })
 }
 
@@ -147,16 +165,20 @@ mod tests {
             assert!((r.norm.mean - 5.0).abs() < 1e-5 && (r.norm.std - (50.0f64 / 3.0).sqrt()).abs() < 1e-4, "{}", td.name);
             assert!((r.norm.min - 0.0).abs() < 1e-6 && (r.norm.max - 10.0).abs() < 1e-5);
             assert!((r.mean_vector_norm - 5.0).abs() < 1e-5);
+            // centered rows (0,0), (−3,−4), (3,4): norms 0, 5, 5
+            let c = &r.centered_norm;
+            assert!((c.mean - 10.0 / 3.0).abs() < 1e-5 && c.min.abs() < 1e-5 && (c.max - 5.0).abs() < 1e-5, "{c:?}");
             // pairs: (a,c) cos 1 twice, pairs with the zero row count 0 → 2/6
             assert!((r.anisotropy.unwrap() - 1.0 / 3.0).abs() < 1e-5, "{}", td.name);
             assert_eq!(r.explained_variance.len(), 2);
             assert!((r.explained_variance[0] - 1.0).abs() < 1e-5, "collinear rows: one component");
             let json: serde_json::Value = serde_json::to_value(&r).unwrap();
             let keys: Vec<&str> = json.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-            for k in ["rows", "dim", "norm", "mean_vector_norm", "anisotropy", "explained_variance"] {
+            for k in ["rows", "dim", "norm", "mean_vector_norm", "centered_norm", "anisotropy", "explained_variance"] {
                 assert!(keys.contains(&k), "{k} missing from {json}");
             }
             assert_eq!(json["norm"].as_object().unwrap().len(), 4);
+            assert!(json.get("norm_frequency").is_none(), "absent without counts");
         }
     }
 

@@ -11,6 +11,7 @@
 //! - [`trainer`]: AdamW, warm-up + cosine, clipping, evaluation, NaN guard, Ctrl-C;
 //! - [`run`]: the run directory — layout, create, load, list — and its atomic checkpoint;
 //! - [`metrics`]: `metrics.jsonl` and the progress display;
+//! - [`embedding`]: token counts, contextual hidden states, quantized tables on a run;
 //! - [`eval`]: loss and perplexity over a whole split (non-overlapping or sliding windows);
 //! - [`sample`]: text generation (temperature, top-k, greedy; KV cache);
 //! - [`bench`]: the phases of a training step timed (`ember bench step`);
@@ -23,6 +24,7 @@ pub mod bench;
 pub mod ablate;
 pub mod config;
 pub mod dataset;
+pub mod embedding;
 pub mod error;
 pub mod eval;
 pub mod gradcheck;
