@@ -6,6 +6,8 @@
 //! - [`table`]: [`TokenEmbedding`] — lookup `ids [B, T] → x [B, T, d]`, optional padding row;
 //! - [`head`]: [`LmHead`] — tied (the table's own parameter) or untied (`[d, V]` + bias);
 //! - [`loss`]: softmax cross-entropy that ignores padded targets;
+//! - [`fused`]: head + cross-entropy in chunks with the analytic gradient, never holding
+//!   the `[N, V]` logits (large vocabularies);
 //! - [`resize`], [`special`], [`migrate`]: change the vocabulary and keep the rows meaningful;
 //! - [`geometry`], [`neighbors`]: diagnostics on any `[N, d]` tensor;
 //! - [`io`]: tables from GloVe/word2vec text files and safetensors;
@@ -16,6 +18,7 @@
 //!   2-D projection); the rendering lives in the root package (`ember::viz`).
 
 pub mod error;
+pub mod fused;
 pub mod geometry;
 pub mod grads;
 pub mod head;
@@ -30,6 +33,7 @@ pub mod table;
 pub mod vocab;
 
 pub use error::EmbedError;
+pub use fused::{fused_linear_cross_entropy, FusedCrossEntropy};
 pub use head::LmHead;
 pub use table::{TokenEmbedding, TokenEmbeddingConfig};
 pub use migrate::{MigrateOptions, Migrated, MigrationReport};
