@@ -13,7 +13,10 @@
 //! 4. `finite differences`: `(L(θ+ε) − L(θ−ε)) / 2ε` on sampled entries of the table and of
 //!    layer 0's `qkv` weight vs autodiff;
 //! 5. the same on an untied model, and on a batch with pad tokens and pad targets (the pad
-//!    row's gradient must be exactly 0, ignored targets contribute nothing).
+//!    row's gradient must be exactly 0, ignored targets contribute nothing);
+//! 6. `fused head`: on that padded batch, the loss and every parameter's autodiff gradient
+//!    with the fused, chunked head ([`fused`], chunks that do not divide `B·T`) vs the plain
+//!    head.
 //!
 //! Errors: `max_abs_err = max|a − b|`, `max_rel_err = max|a − b| / max|b|` (relative to the
 //! reference tensor's scale, robust to entries near zero; for finite differences the scale is
@@ -29,6 +32,8 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use ember_embed::grads::{head_rows_grad, hidden_grad, logits_grad, lookup_grad};
 use ember_embed::loss::cross_entropy;
 use serde::Serialize;
+
+mod fused;
 
 use crate::config::Config;
 use crate::model::TinyLm;
@@ -285,6 +290,8 @@ pub fn run(config: &Config, vocab: usize, batch: &Batch, device: &Device, dump: 
     let with_pad = config.tiny_lm(vocab).with_padding_idx(Some(0)).init(&ad)?;
     checks.extend(analytic_checks(&with_pad, &padded, "padding: ", tol, None)?);
     checks.extend(finite_difference_checks(&with_pad, &padded, eps, fd_tol, "padding: ")?);
+    let chunk = (n / 3).max(2) + 1; // several chunks, the last one short
+    checks.push(fused::fused_head_check(&with_pad, &padded, chunk, tol, "padding: ")?);
 
     if let Some(path) = dump {
         write_safetensors(&dumped, path)?;
