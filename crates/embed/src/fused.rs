@@ -44,12 +44,13 @@ use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use crate::head::PAD_LOGIT;
 use crate::EmbedError;
 
-/// Logit entries per chunk the default chunk size aims at: `C·V ≈ 2²⁴` (64 MiB in f32).
+/// Logit entries per chunk the default chunk size aims at: `C·V ≈ 2²³` (32 MiB in f32).
 /// Tuned on the head benchmark (BENCHMARKS.md, V = 32768, N = 4096, d = 256): each chunk
 /// pays a fixed cost of order `V·d` (the passes over `W` and the `[V, d]` accumulation), so
-/// small chunks are slow (C = 16: 4.2× the time of C = 512); past C = 512 the time stays
-/// flat and only the memory grows.
-pub const CHUNK_ELEMENTS: usize = 1 << 24;
+/// small chunks are slow (C = 16: 3.5× the time of C = 256), while larger chunks add memory
+/// (C = 512: +66 MiB of peak) for a time gain smaller than this machine's noise. C = 256
+/// is the largest chunk that keeps the peak under 1/8 of the plain path's there.
+pub const CHUNK_ELEMENTS: usize = 1 << 23;
 
 /// The default chunk size (rows of `H` per chunk) for a vocabulary of `vocab` tokens:
 /// `max(1, CHUNK_ELEMENTS / vocab)`.
