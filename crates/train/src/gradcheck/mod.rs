@@ -23,7 +23,6 @@
 //! at least `100·ε_mach·|L|/ε`, the rounding noise of a central difference). A check passes
 //! when `max_rel_err ≤ tolerance`; tolerances depend on the float precision the check ran in.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use burn::module::{Module, Param};
@@ -33,7 +32,10 @@ use ember_embed::grads::{head_rows_grad, hidden_grad, logits_grad, lookup_grad};
 use ember_embed::loss::cross_entropy;
 use serde::Serialize;
 
+mod dump;
 mod fused;
+
+pub use dump::{write_safetensors, Dump};
 
 use crate::config::Config;
 use crate::model::TinyLm;
@@ -101,12 +103,6 @@ fn compare_with_floor(name: &str, a: &[f64], b: &[f64], tolerance: f64, floor: f
     let max_rel_err = max_abs_err / scale;
     let pass = finite && max_rel_err <= tolerance;
     Check { name: name.into(), max_abs_err, max_rel_err, tolerance, pass }
-}
-
-/// The tensors behind checks 1–3 (what `--dump` writes).
-pub struct Dump {
-    /// name → (data, shape)
-    pub tensors: Vec<(String, TensorData)>,
 }
 
 /// Checks 1–3 on `model` (any head, any padding) for `batch`; fills `dump` when given.
@@ -297,26 +293,6 @@ pub fn run(config: &Config, vocab: usize, batch: &Batch, device: &Device, dump: 
         write_safetensors(&dumped, path)?;
     }
     Ok(Report { pass: checks.iter().all(|c| c.pass), checks, dtype })
-}
-
-/// Write the dump as safetensors (f32 or f64 as computed, ids as i64).
-pub fn write_safetensors(dump: &Dump, path: &Path) -> Result<(), TrainError> {
-    use safetensors::tensor::{Dtype, TensorView};
-    let mut views = HashMap::new();
-    for (name, data) in &dump.tensors {
-        let dtype = match data.dtype() {
-            DType::F64 => Dtype::F64,
-            DType::F32 => Dtype::F32,
-            DType::I64 => Dtype::I64,
-            DType::I32 => Dtype::I32,
-            other => return Err(TrainError::Encode { path: path.into(), reason: format!("cannot dump {name} of dtype {other:?}") }),
-        };
-        let view = TensorView::new(dtype, data.shape().to_vec(), data.as_bytes())
-            .map_err(|e| TrainError::Encode { path: path.into(), reason: format!("cannot dump {name}: {e}") })?;
-        views.insert(name.clone(), view);
-    }
-    let bytes = safetensors::serialize(views, None).map_err(|e| TrainError::Encode { path: path.into(), reason: e.to_string() })?;
-    crate::run::write_atomic(path, &bytes)
 }
 
 /// Switch `device`'s default float type to f64 when the backend supports it (probed with a
