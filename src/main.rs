@@ -35,7 +35,7 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// Generate text from a trained run.
     Sample(cli::train::SampleArgs),
-    /// Benchmarks: `bench step` times the phases of a training step.
+    /// Benchmarks: `bench step` times the phases of a training step, `bench head` the LM head (plain or fused).
     #[command(subcommand)]
     Bench(cli::bench::BenchCmd),
     /// Compare position schemes: train each variant × seed, evaluate at longer lengths.

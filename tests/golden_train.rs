@@ -1,7 +1,9 @@
 //! Pins the JSON that `ember gradcheck --json` and `ember eval --json` print, byte for byte,
 //! on fixed inputs (the gradient check's built-in problem; a 6-step run of
 //! `tests/golden/tiny-train.toml`). The golden files were written by the binary before the
-//! train crate was restructured; a refactoring must not change them.
+//! train crate was restructured; a refactoring must not change them. (`gradcheck.json` was
+//! re-recorded once, for issue #10's added row: the fused head vs the plain one; every
+//! other byte stayed the same.)
 //!
 //! To re-record after an intended change: `EMBER_BLESS=1 cargo test --release --test golden_train`.
 

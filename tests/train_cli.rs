@@ -117,3 +117,36 @@ fn gradcheck_cli_passes_and_reports_json() {
         }
     }
 }
+
+#[test]
+fn bench_head_cli_reports_exactly_the_json_fields_and_rejects_bad_flags() {
+    let sized = |vocab: &str, tokens: &str, extra: &[&str]| ember().args(["bench", "head", "--vocab", vocab, "--tokens", tokens, "--dim", "8", "--repeat", "1"]).args(extra).output().unwrap();
+    let run = |extra: &[&str]| sized("50", "33", extra);
+    for (extra, fused, chunk) in [(&[][..], false, None), (&["--fused"][..], true, Some(ember_embed::fused::default_chunk(50))), (&["--fused", "--chunk", "10"][..], true, Some(10))] {
+        let out = run(&[extra, &["--json"][..]].concat());
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["chunk", "dim", "fused", "ms", "peak_bytes", "tokens", "vocab"], "{v}");
+        assert_eq!((v["vocab"].as_u64(), v["tokens"].as_u64(), v["dim"].as_u64()), (Some(50), Some(33), Some(8)));
+        assert_eq!(v["fused"].as_bool(), Some(fused));
+        assert_eq!(v["chunk"].as_u64(), chunk.map(|c| c as u64), "{v}");
+        assert!(v["ms"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+        assert!(v["peak_bytes"].as_u64().is_some_and(|x| x > 1 << 20), "flex: the process peak RSS: {v}");
+    }
+    let text = run(&["--fused"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("peak memory"), "{}", String::from_utf8_lossy(&text.stdout));
+    for ((vocab, tokens, extra), message) in [
+        (("-5", "33", &[][..]), "--vocab: must be ≥ 1, got -5"),
+        (("50", "0", &[][..]), "--tokens: must be ≥ 1, got 0"),
+        (("50", "33", &["--fused", "--chunk", "-1"][..]), "--chunk: must be ≥ 1, got -1"),
+        (("50", "33", &["--chunk", "4"][..]), "add --fused"),
+        (("50", "33", &["--backend", "tpu"][..]), "tpu"),
+    ] {
+        let out = sized(vocab, tokens, extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{extra:?}: {err}");
+    }
+}

@@ -6,6 +6,9 @@
 //!   the optimizer keeps one state: the two uses cannot drift apart.
 //! - **Untied**: `logits = h · W + b`, with its own `W [d, V]` and optional bias `b [V]`.
 //!
+//! [`LmHead::fused_loss`] computes head + cross-entropy without the logits (see
+//! [`crate::fused`]).
+//!
 //! When the table has a padding row `p`, the pad column's logit is set to
 //! [`PAD_LOGIT`] (−1e9) in both variants: the pad token is never predicted, gets
 //! probability exactly 0, and so its head row receives no gradient through the softmax.
@@ -15,6 +18,7 @@ use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::tensor::{module::linear, Int, Tensor};
 
+use crate::fused::FusedCrossEntropy;
 use crate::{EmbedError, TokenEmbedding};
 
 /// The logit given to the padding column: finite (safe on every backend) and so negative
@@ -123,6 +127,24 @@ impl LmHead {
                 logits.mask_fill(pad_col.expand(shape), PAD_LOGIT)
             }
         }
+    }
+
+    /// The loss `cross_entropy(self.logits(h, table), targets, table.padding_idx())` of hidden
+    /// states `h [B, T, d]` against `targets [B, T]` (Int), computed by the fused, chunked
+    /// head ([`crate::fused`], `chunk` rows of `B·T` at a time) without the `[B, T, V]`
+    /// logits: same value, same gradients for `h`, the head (weight and bias) and the tied
+    /// table. Returns a one-element tensor; errors on shapes or targets that do not fit.
+    pub fn fused_loss(&self, h: Tensor<3>, targets: Tensor<2, Int>, table: &TokenEmbedding, chunk: usize) -> Result<Tensor<1>, EmbedError> {
+        let [b, t, d] = h.dims();
+        if targets.dims() != [b, t] {
+            return Err(EmbedError::invalid("targets", format!("shape {:?} does not match the hidden states' [{b}, {t}]", targets.dims())));
+        }
+        let pad = table.padding_idx();
+        let bias = self.untied.as_ref().and_then(|u| u.bias.as_ref()).map(|b| b.val());
+        FusedCrossEntropy::new(chunk)
+            .with_ignore_index(pad)
+            .with_masked_column(pad)
+            .loss(h.reshape([b * t, d]), self.rows(table), bias, targets.reshape([b * t]))
     }
 }
 

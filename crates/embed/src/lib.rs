@@ -6,6 +6,8 @@
 //! - [`table`]: [`TokenEmbedding`] — lookup `ids [B, T] → x [B, T, d]`, optional padding row;
 //! - [`head`]: [`LmHead`] — tied (the table's own parameter) or untied (`[d, V]` + bias);
 //! - [`loss`]: softmax cross-entropy that ignores padded targets;
+//! - [`fused`]: head + cross-entropy in chunks with the analytic gradient, never holding
+//!   the `[N, V]` logits (large vocabularies);
 //! - [`resize`], [`special`], [`migrate`]: change the vocabulary and keep the rows meaningful;
 //! - [`geometry`], [`neighbors`]: diagnostics on any `[N, d]` tensor;
 //! - [`frequency`]: row norms against token frequency (Spearman, Pearson, counts files);
@@ -19,6 +21,7 @@
 
 pub mod error;
 pub mod frequency;
+pub mod fused;
 pub mod geometry;
 pub mod grads;
 pub mod head;
@@ -34,6 +37,7 @@ pub mod table;
 pub mod vocab;
 
 pub use error::EmbedError;
+pub use fused::{fused_linear_cross_entropy, FusedCrossEntropy};
 pub use head::LmHead;
 pub use table::{TokenEmbedding, TokenEmbeddingConfig};
 pub use migrate::{MigrateOptions, Migrated, MigrationReport};

@@ -130,6 +130,21 @@ pub struct TrainConfig {
     /// Seed of the weights and the batch sampler.
     #[serde(default)]
     pub seed: u64,
+    /// Compute the training loss with the fused, chunked head (`ember_embed::fused`): same
+    /// loss and gradients, without the `[B, T, V]` logits.
+    #[serde(default)]
+    pub fused_head: bool,
+    /// Rows of `B·T` per chunk of the fused head; 0 = `ember_embed::fused::default_chunk(V)`.
+    #[serde(default)]
+    pub fused_head_chunk: usize,
+}
+
+impl TrainConfig {
+    /// The fused head's chunk size for a vocabulary of `vocab` tokens, or `None` when the
+    /// plain head is used (`fused_head = false`).
+    pub fn head_chunk(&self, vocab: usize) -> Option<usize> {
+        self.fused_head.then(|| if self.fused_head_chunk > 0 { self.fused_head_chunk } else { ember_embed::fused::default_chunk(vocab) })
+    }
 }
 
 fn default_betas() -> [f64; 2] {

@@ -1,4 +1,5 @@
-//! The training loop: AdamW, warm-up + cosine schedule, global-norm clipping, periodic
+//! The training loop: the loss from the plain or the fused head (`train.fused_head`, see
+//! [`TinyLm::loss`]), AdamW, warm-up + cosine schedule, global-norm clipping, periodic
 //! evaluation, metrics, atomic checkpoints, resume, NaN guard, Ctrl-C.
 //!
 //! Determinism: the weights come from `device.seed(train.seed)`, batch `k` from the
@@ -200,6 +201,7 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
         Checkpoint { state: state.clone(), model: m, optim: o }.save(&run.checkpoint())
     };
     let train_batches = Batches::of(config, Stream::Train);
+    let head_chunk = tc.head_chunk(data.tokenizer.vocab_size());
 
     let progress = crate::metrics::Progress::new(tc.steps, state.step, options.quiet, tc.log_interval);
     let tokens_per_step = (tc.batch_size * config.data.context) as u64;
@@ -214,7 +216,7 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
         let lr = lr_at(step, tc);
         ad.seed(tc.seed.wrapping_add(1 + step as u64));
         let (x, y) = data.batch(&train_batches, step as u64, &ad);
-        let loss = cross_entropy(model.forward(x, 0)?, y, model.tok.padding_idx());
+        let loss = model.loss(x, y, head_chunk)?;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = apply_update(model, &mut optim, grads, lr, tc);
         // Read the loss only now: on a GPU, reading it before the backward pass would drain

@@ -9,7 +9,8 @@ use ember_train::gradcheck::{default_problem, run};
 use ember_train::model::{EmbedScale, TinyLm};
 
 /// Every check `run` makes, in order: the tied model (analytic + finite differences), the
-/// other head (analytic), and the model with a padding row.
+/// other head (analytic), and the model with a padding row (analytic, finite differences,
+/// fused head vs plain; `B·T = 16`, so chunks of 6).
 fn expected_names(other: &str) -> Vec<String> {
     let analytic = ["head weights: autodiff vs (P − Y)ᵀH/n", "hidden states: autodiff vs (P − Y)W/n", "table: autodiff total vs head part + lookup part"];
     let fd = ["finite differences: token table", "finite differences: layer 0 qkv weight"];
@@ -18,6 +19,7 @@ fn expected_names(other: &str) -> Vec<String> {
     names.extend(analytic.iter().map(|n| format!("padding: {n}")));
     names.push("padding: pad row gradient is exactly 0".into());
     names.extend(fd.iter().map(|n| format!("padding: {n}")));
+    names.push("padding: fused head (chunk 6): loss and every gradient vs plain autodiff".into());
     names
 }
 

@@ -101,6 +101,7 @@ fn config_errors_name_the_field() {
         (base.replace("[data.tokenizer]\nkind = \"char\"", "[data.tokenizer]\nkind = \"char\"\ntypo = 1"), "typo"),
         (base.replace("[model]", "[model]\nembed_scale = \"sqrt\""), "sqrt_d"),
         (base.replace("[model]", "[model]\nembed_scale = -2.0"), "embed_scale"),
+        (base.replace("fused_head = false", "fused_head = false\nfused_heads = true"), "fused_heads"),
     ];
     for (text, needle) in cases {
         assert_ne!(text, base, "case {needle} must change the config");

@@ -32,6 +32,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Device, Int, Tensor};
 use ember_embed::head::LmHeadConfig;
+use ember_embed::loss::cross_entropy;
 use ember_embed::{LmHead, TokenEmbedding, TokenEmbeddingConfig};
 use ember_position::{PositionEncoding, PositionError};
 
@@ -124,6 +125,19 @@ impl TinyLm {
     pub fn forward(&self, ids: Tensor<2, Int>, offset: usize) -> Result<Tensor<3>, ModelError> {
         let hidden = self.hidden_from_embeddings(self.lookup(ids), offset)?;
         Ok(self.head.logits(hidden, &self.tok))
+    }
+
+    /// Mean cross-entropy of ids `[B, T]` (at positions from 0) against `targets [B, T]`,
+    /// pad targets skipped: the plain head (logits, then
+    /// [`ember_embed::loss::cross_entropy`]) when `fused_chunk` is `None`, else the fused,
+    /// chunked head ([`LmHead::fused_loss`], same value and gradients, no `[B, T, V]`
+    /// logits) with that many rows per chunk. Returns a one-element tensor.
+    pub fn loss(&self, ids: Tensor<2, Int>, targets: Tensor<2, Int>, fused_chunk: Option<usize>) -> Result<Tensor<1>, ModelError> {
+        let hidden = self.hidden_from_embeddings(self.lookup(ids), 0)?;
+        Ok(match fused_chunk {
+            None => cross_entropy(self.head.logits(hidden, &self.tok), targets, self.tok.padding_idx()),
+            Some(chunk) => self.head.fused_loss(hidden, targets, &self.tok, chunk)?,
+        })
     }
 
     /// ids `[B, T]` → input embeddings `s · E[ids]`, `[B, T, d]` (before positions).

@@ -13,14 +13,16 @@
 //! 4. `finite differences`: `(L(θ+ε) − L(θ−ε)) / 2ε` on sampled entries of the table and of
 //!    layer 0's `qkv` weight vs autodiff;
 //! 5. the same on an untied model, and on a batch with pad tokens and pad targets (the pad
-//!    row's gradient must be exactly 0, ignored targets contribute nothing).
+//!    row's gradient must be exactly 0, ignored targets contribute nothing);
+//! 6. `fused head`: on that padded batch, the loss and every parameter's autodiff gradient
+//!    with the fused, chunked head ([`fused`], chunks that do not divide `B·T`) vs the plain
+//!    head.
 //!
 //! Errors: `max_abs_err = max|a − b|`, `max_rel_err = max|a − b| / max|b|` (relative to the
 //! reference tensor's scale, robust to entries near zero; for finite differences the scale is
 //! at least `100·ε_mach·|L|/ε`, the rounding noise of a central difference). A check passes
 //! when `max_rel_err ≤ tolerance`; tolerances depend on the float precision the check ran in.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use burn::module::{Module, Param};
@@ -29,6 +31,11 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use ember_embed::grads::{head_rows_grad, hidden_grad, logits_grad, lookup_grad};
 use ember_embed::loss::cross_entropy;
 use serde::Serialize;
+
+mod dump;
+mod fused;
+
+pub use dump::{write_safetensors, Dump};
 
 use crate::config::Config;
 use crate::model::TinyLm;
@@ -96,12 +103,6 @@ fn compare_with_floor(name: &str, a: &[f64], b: &[f64], tolerance: f64, floor: f
     let max_rel_err = max_abs_err / scale;
     let pass = finite && max_rel_err <= tolerance;
     Check { name: name.into(), max_abs_err, max_rel_err, tolerance, pass }
-}
-
-/// The tensors behind checks 1–3 (what `--dump` writes).
-pub struct Dump {
-    /// name → (data, shape)
-    pub tensors: Vec<(String, TensorData)>,
 }
 
 /// Checks 1–3 on `model` (any head, any padding) for `batch`; fills `dump` when given.
@@ -285,31 +286,13 @@ pub fn run(config: &Config, vocab: usize, batch: &Batch, device: &Device, dump: 
     let with_pad = config.tiny_lm(vocab).with_padding_idx(Some(0)).init(&ad)?;
     checks.extend(analytic_checks(&with_pad, &padded, "padding: ", tol, None)?);
     checks.extend(finite_difference_checks(&with_pad, &padded, eps, fd_tol, "padding: ")?);
+    let chunk = (n / 3).max(2) + 1; // several chunks, the last one short
+    checks.push(fused::fused_head_check(&with_pad, &padded, chunk, tol, "padding: ")?);
 
     if let Some(path) = dump {
         write_safetensors(&dumped, path)?;
     }
     Ok(Report { pass: checks.iter().all(|c| c.pass), checks, dtype })
-}
-
-/// Write the dump as safetensors (f32 or f64 as computed, ids as i64).
-pub fn write_safetensors(dump: &Dump, path: &Path) -> Result<(), TrainError> {
-    use safetensors::tensor::{Dtype, TensorView};
-    let mut views = HashMap::new();
-    for (name, data) in &dump.tensors {
-        let dtype = match data.dtype() {
-            DType::F64 => Dtype::F64,
-            DType::F32 => Dtype::F32,
-            DType::I64 => Dtype::I64,
-            DType::I32 => Dtype::I32,
-            other => return Err(TrainError::Encode { path: path.into(), reason: format!("cannot dump {name} of dtype {other:?}") }),
-        };
-        let view = TensorView::new(dtype, data.shape().to_vec(), data.as_bytes())
-            .map_err(|e| TrainError::Encode { path: path.into(), reason: format!("cannot dump {name}: {e}") })?;
-        views.insert(name.clone(), view);
-    }
-    let bytes = safetensors::serialize(views, None).map_err(|e| TrainError::Encode { path: path.into(), reason: e.to_string() })?;
-    crate::run::write_atomic(path, &bytes)
 }
 
 /// Switch `device`'s default float type to f64 when the backend supports it (probed with a

@@ -1,7 +1,8 @@
-//! `ember bench step`: where the time of one training step goes.
+//! `ember bench step`: where the time of one training step goes. (`ember bench head`, the
+//! LM head alone, plain or fused: [`head`].)
 //!
 //! Runs the trainer's step (the same calls as [`crate::trainer::train`]: batch, forward +
-//! loss, backward, clip + decay + AdamW) on a config's model and data for a few steps and
+//! loss (plain or fused head, as `train.fused_head` says), backward, clip + decay + AdamW) on a config's model and data for a few steps and
 //! times each phase, with a device sync ([`Device::sync`]) at every phase end — only here,
 //! never in the trainer, whose phases overlap on asynchronous backends. One untimed warm-up
 //! step comes first (lazy allocations, shader compilation on wgpu). After each timed step one
@@ -23,6 +24,10 @@
 //! Process CPU time (user + system, `/proc/self/stat` fields 14–15 in clock ticks of 1/100 s,
 //! the Linux default) over the wall time of the timed steps: 2.0 = two cores busy all the
 //! time. `None` where `/proc` is not available.
+
+mod head;
+
+pub use head::{bench_head, peak_rss_bytes, HeadBench, HeadBenchOptions};
 
 use std::time::Instant;
 
@@ -112,6 +117,7 @@ pub fn bench_step(config: &Config, device: &Device, steps: usize) -> Result<Step
     let train_batches = Batches::of(config, Stream::Train);
     let eval_batches = Batches::of(config, Stream::eval(Split::Val));
     let pad = model.tok.padding_idx();
+    let head_chunk = tc.head_chunk(vocab);
 
     let mut sums = [0.0f64; 5]; // data, forward, backward, optimizer, eval (seconds)
     let (mut wall, mut cpu) = (0.0f64, Some(0.0f64));
@@ -123,7 +129,7 @@ pub fn bench_step(config: &Config, device: &Device, steps: usize) -> Result<Step
         let (x, y) = data.batch(&train_batches, step as u64, &ad);
         sync(&ad)?;
         marks[0] = start.elapsed().as_secs_f64();
-        let loss = cross_entropy(model.forward(x, 0)?, y, pad);
+        let loss = model.loss(x, y, head_chunk)?;
         let value = loss.clone().into_scalar::<f64>();
         marks[1] = start.elapsed().as_secs_f64();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
