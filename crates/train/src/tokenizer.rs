@@ -133,7 +133,7 @@ impl Tokenizer {
             "decoder": {"type": "Fuse"},
             "model": {"type": "WordLevel", "vocab": vocab, "unk_token": CHAR_UNK},
         });
-        json.to_string().parse().map_err(|e| TrainError::tokenizer(None, format!("cannot build the character tokenizer: {e}")))
+        json.to_string().parse::<HfTokenizer>().map_err(|e| TrainError::tokenizer(None, format!("cannot build the character tokenizer: {e}")))
     }
 
     /// Write `tokenizer.json`: always a Hugging Face tokenizer file (see the module docs for

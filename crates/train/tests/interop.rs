@@ -126,8 +126,9 @@ impl burn::module::ModuleMapper for Perturb {
         self.0 += 1;
         let k = self.0 as f32;
         param.map(|t| {
-            let n = t.shape().num_elements();
-            let ramp = Tensor::<1>::arange(0..n as i64, &t.device()).float().mul_scalar(0.001 * k).sin().reshape(t.shape());
+            let dims = t.dims();
+            let n: usize = dims.iter().product();
+            let ramp = Tensor::<1, Int>::arange(0..n as i64, &t.device()).float().mul_scalar(0.37 * k).sin().mul_scalar(0.1).reshape(dims);
             t + ramp
         })
     }
