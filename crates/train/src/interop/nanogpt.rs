@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use burn_store::{ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn_store::{ModuleSnapshot, ModuleStore, PathFilter, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
 
 use super::names::{self, NanoGptArgs, LM_HEAD};
 use super::pickle;
@@ -103,13 +103,24 @@ impl NanoGptCheckpoint {
         &self.path
     }
 
-    /// A store over the file's model tensors; `to_ember` renames them to ember's paths.
+    /// A store over the file's model tensors; `to_ember` renames them to ember's paths and
+    /// leaves the head out (an untied head is set from `lm_head.weight` by [`Self::load_into`]).
     fn store(&self, to_ember: bool) -> Store {
-        let remap = if to_ember { names::nanogpt_to_ember() } else { burn_store::KeyRemapper::new() };
+        let (remap, filter) = if to_ember {
+            (names::nanogpt_to_ember(), PathFilter::new().with_predicate(|path, _| !path.starts_with("head.")))
+        } else {
+            (burn_store::KeyRemapper::new(), PathFilter::new().match_all())
+        };
         match self.format {
-            Format::Pytorch => Store::Pytorch(PytorchStore::from_file(&self.path).with_top_level_key("model").remap(remap).skip_enum_variants(true)),
+            Format::Pytorch => {
+                Store::Pytorch(PytorchStore::from_file(&self.path).with_top_level_key("model").remap(remap).filter(filter).skip_enum_variants(true))
+            }
             Format::Safetensors => Store::Safetensors(
-                SafetensorsStore::from_file(&self.path).with_from_adapter(PyTorchToBurnAdapter).remap(remap).skip_enum_variants(true),
+                SafetensorsStore::from_file(&self.path)
+                    .with_from_adapter(PyTorchToBurnAdapter)
+                    .remap(remap)
+                    .filter(filter)
+                    .skip_enum_variants(true),
             ),
         }
     }
