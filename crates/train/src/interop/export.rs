@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, Param};
 use burn::tensor::Tensor;
-use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PathFilter, SafetensorsStore};
+use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, ModuleStore, PathFilter, SafetensorsStore};
 use ember_position::PositionConfig;
 
 use super::names::{self, NanoGptArgs};

@@ -148,6 +148,9 @@ fn run_config(ck: &NanoGptCheckpoint, tokenizer: &Tokenizer, corpus: PathBuf, ou
         Tokenizer::Char { .. } => TokenizerConfig::Char {},
         Tokenizer::Hf(_) => TokenizerConfig::File { path: std::path::absolute(out).unwrap_or(out.to_path_buf()).join("tokenizer.json") },
     };
+    // `[train]` only matters to a later `ember train --resume`; clamp values a short nanoGPT
+    // run may leave inconsistent (max_iters below warmup_iters) instead of refusing the import.
+    let (steps, lr) = (count("max_iters", 600_000).max(2), num("learning_rate", 6e-4));
     let config = Config {
         backend: "flex".into(),
         model,
@@ -155,10 +158,10 @@ fn run_config(ck: &NanoGptCheckpoint, tokenizer: &Tokenizer, corpus: PathBuf, ou
         data: DataConfig { corpus, task: None, tokenizer: tokenizer_config, val_fraction: 0.1, context: a.block_size },
         train: TrainConfig {
             batch_size: count("batch_size", 12),
-            steps: count("max_iters", 600_000).max(1),
-            lr: num("learning_rate", 6e-4),
-            warmup: count("warmup_iters", 2000),
-            min_lr: num("min_lr", 6e-5),
+            steps,
+            lr,
+            warmup: count("warmup_iters", 2000).min(steps - 1),
+            min_lr: num("min_lr", 6e-5).min(lr),
             weight_decay: num("weight_decay", 0.1),
             betas: [num("beta1", 0.9), num("beta2", 0.95)],
             grad_clip: num("grad_clip", 1.0),
