@@ -61,7 +61,11 @@ fn logits(run: &LoadedRun, ids: &[u32], device: &Device) -> Tensor<3> {
 }
 
 fn import(ck: &Path, out: &Path, meta: Option<PathBuf>, tokenizer: Option<PathBuf>) -> Result<interop::ImportSummary, ember_train::TrainError> {
-    let opts = ImportOptions { checkpoint: ck.to_path_buf(), out: out.to_path_buf(), meta, tokenizer, corpus: Some(corpus()) };
+    import_on(ck, out, meta, tokenizer, corpus())
+}
+
+fn import_on(ck: &Path, out: &Path, meta: Option<PathBuf>, tokenizer: Option<PathBuf>, corpus: PathBuf) -> Result<interop::ImportSummary, ember_train::TrainError> {
+    let opts = ImportOptions { checkpoint: ck.to_path_buf(), out: out.to_path_buf(), meta, tokenizer, corpus: Some(corpus) };
     interop::import_nanogpt(&opts, &Device::flex())
 }
 
@@ -146,11 +150,11 @@ fn export_under_nanogpt_names_then_import_round_trips_exactly() {
         assert_eq!(summary.tensors, 3 + if bias { 12 + 2 } else { 6 + 1 }, "wte, wpe, lm_head, one block, ln_f");
 
         let back = dir.join(format!("back-{bias}-{tied}"));
-        let s = import(&file, &back, None, Some(RunDir::new(&src).tokenizer())).unwrap();
+        let s = import_on(&file, &back, None, Some(RunDir::new(&src).tokenizer()), run.config.data.corpus.clone()).unwrap();
         assert_eq!(s.tied, tied);
         let imported = RunDir::new(&back).load(&device).unwrap();
         assert_eq!(params(&imported.model), params(&run.model), "bias {bias}, tied {tied}: identical weights");
-        let ids = run.tokenizer.encode("First Citizen:\nBe").unwrap();
+        let ids = run.tokenizer.encode("First Citizen:\n").unwrap();
         let (a, b) = (logits(&run, &ids, &device), logits(&imported, &ids, &device));
         assert_eq!(a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap(), "identical logits");
     }
@@ -218,10 +222,11 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
         path
     };
     let tok = Some(RunDir::new(&src).tokenizer());
-    let e = import(&rewrite("missing.safetensors", "lm_head.weight", &meta), &out, None, tok.clone()).unwrap_err().to_string();
+    let small_corpus = run.config.data.corpus.clone();
+    let e = import_on(&rewrite("missing.safetensors", "lm_head.weight", &meta), &out, None, tok.clone(), small_corpus.clone()).unwrap_err().to_string();
     assert!(e.contains("missing tensors") && e.contains("lm_head.weight") && !out.exists(), "{e}");
     meta.insert("model_args".into(), meta["model_args"].replace("\"n_embd\":16", "\"n_embd\":32"));
-    let e = import(&rewrite("shapes.safetensors", "", &meta), &out, None, tok).unwrap_err().to_string();
+    let e = import_on(&rewrite("shapes.safetensors", "", &meta), &out, None, tok, small_corpus).unwrap_err().to_string();
     assert!(e.contains("wrong shapes") && e.contains("transformer.wte.weight is [") && !out.exists(), "{e}");
 
     // An existing --out is never overwritten.

@@ -61,9 +61,11 @@ fn remapper(pairs: impl IntoIterator<Item = (String, String)>) -> KeyRemapper {
     pairs.into_iter().fold(KeyRemapper::new(), |r, (from, to)| r.add_pattern(&from, &to).expect("the name rules are valid regexes"))
 }
 
-/// Renames ember paths (under `prefix`, e.g. `"model."` for a wrapping module) to nanoGPT keys.
+/// Renames ember paths (under `prefix`, e.g. `"model."` for a wrapping module) to nanoGPT
+/// keys; a top-level parameter `lm_head` (the export's head rows) becomes `lm_head.weight`.
 pub fn ember_to_nanogpt(prefix: &str) -> KeyRemapper {
-    remapper(RULES.iter().map(|(e, n)| rule(prefix, e, n)))
+    let head = ("^lm_head$".to_string(), LM_HEAD.to_string());
+    remapper(RULES.iter().map(|(e, n)| rule(prefix, e, n)).chain(std::iter::once(head)))
 }
 
 /// Renames nanoGPT keys (with or without the `_orig_mod.` prefix) to ember paths.

@@ -113,13 +113,14 @@ impl NanoGptCheckpoint {
         };
         match self.format {
             Format::Pytorch => {
-                Store::Pytorch(PytorchStore::from_file(&self.path).with_top_level_key("model").remap(remap).filter(filter).skip_enum_variants(true))
+                Store::Pytorch(PytorchStore::from_file(&self.path).with_top_level_key("model").remap(remap).filter(filter).allow_partial(true).skip_enum_variants(true))
             }
             Format::Safetensors => Store::Safetensors(
                 SafetensorsStore::from_file(&self.path)
                     .with_from_adapter(PyTorchToBurnAdapter)
                     .remap(remap)
                     .filter(filter)
+                    .allow_partial(true)
                     .skip_enum_variants(true),
             ),
         }
@@ -172,7 +173,8 @@ impl NanoGptCheckpoint {
     pub fn load_into(&self, mut model: TinyLm) -> Result<TinyLm, TrainError> {
         let mut store = self.store(true);
         let result = store.apply(&mut model).map_err(|e| TrainError::interop(&self.path, format!("cannot load the weights: {e}")))?;
-        if !result.errors.is_empty() || !result.missing.is_empty() {
+        // The head is set below; anything else missing is an error.
+        if !result.errors.is_empty() || result.missing.iter().any(|(path, _)| !path.starts_with("head.")) {
             return Err(TrainError::interop(&self.path, format!("cannot load the weights: {result}")));
         }
         if !self.tied {
