@@ -38,6 +38,11 @@ enum Command {
     /// Benchmarks: `bench step` times the phases of a training step, `bench head` the LM head (plain or fused).
     #[command(subcommand)]
     Bench(cli::bench::BenchCmd),
+    /// Write a run's weights as safetensors (ember or nanoGPT names) for PyTorch users.
+    Export(cli::interop::ExportArgs),
+    /// Read another framework's checkpoint into a new run directory (`import nanogpt`).
+    #[command(subcommand)]
+    Import(cli::interop::ImportCmd),
     /// Compare position schemes: train each variant × seed, evaluate at longer lengths.
     Ablate(cli::ablate::AblateArgs),
 }
@@ -53,6 +58,8 @@ fn main() {
         Command::Sample(args) => cli::train::run_sample(args),
         Command::Bench(cmd) => cli::bench::run(cmd),
         Command::Ablate(args) => cli::ablate::run(args),
+        Command::Export(args) => cli::interop::run_export(args),
+        Command::Import(cmd) => cli::interop::run_import(cmd),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -2,5 +2,6 @@
 pub mod bench;
 pub mod ablate;
 pub mod embed;
+pub mod interop;
 pub mod position;
 pub mod train;

@@ -69,6 +69,15 @@ pub enum TrainError {
         /// Why.
         reason: String,
     },
+    /// A file to import or a model to export that does not fit (not a nanoGPT checkpoint,
+    /// missing or misshapen tensors, a config nanoGPT cannot express).
+    #[error("{}: {reason}", path.display())]
+    Interop {
+        /// The file read or written (or the run directory).
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// The loss became NaN or infinite.
     #[error("loss is {value} at step {step}; the run stopped and the last good checkpoint ({checkpoint}) \
              is intact. Lower train.lr, set train.grad_clip, or check the data")]
@@ -114,6 +123,9 @@ impl TrainError {
     }
     pub(crate) fn tokenizer(path: Option<&std::path::Path>, reason: impl Into<String>) -> Self {
         Self::Tokenizer { path: path.map(|p| p.to_path_buf()), reason: reason.into() }
+    }
+    pub(crate) fn interop(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Interop { path: path.into(), reason: reason.into() }
     }
     pub(crate) fn request(option: &'static str, reason: impl Into<String>) -> Self {
         Self::Request { option, reason: reason.into() }

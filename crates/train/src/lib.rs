@@ -17,6 +17,7 @@
 //! - [`bench`]: the phases of a training step timed (`ember bench step`);
 //! - [`tasks`]: synthetic copy / reverse / addition data and exact-match evaluation;
 //! - [`gradcheck`]: analytic softmax-CE gradients and finite differences vs autodiff;
+//! - [`interop`]: safetensors export (ember or nanoGPT names), nanoGPT checkpoint import;
 //! - [`ablate`]: `ember ablate` — position-scheme ablations (grid, resume, shards, results);
 //! - [`error`]: [`TrainError`], one variant per failure kind.
 
@@ -28,6 +29,7 @@ pub mod embedding;
 pub mod error;
 pub mod eval;
 pub mod gradcheck;
+pub mod interop;
 pub mod metrics;
 pub mod model;
 pub mod run;

@@ -1,8 +1,14 @@
 //! Tokenizers: text ↔ ids.
 //!
 //! - Character level (nanoGPT): the vocabulary is the sorted set of distinct characters;
-//!   id `i` is the `i`-th character. Saved as `tokenizer.json` in ember's own small format
-//!   (`{"type": "ember-char", "chars": "…"}`).
+//!   id `i` is the `i`-th character. Saved as a standard Hugging Face `tokenizer.json` that
+//!   the `tokenizers` library (Rust or Python) loads as it is: a `WordLevel` model whose
+//!   vocabulary is the characters, a `Split` pre-tokenizer isolating every character
+//!   (regex [`CHAR_SPLIT`], so spaces and newlines are tokens like any other) and a `Fuse`
+//!   decoder (tokens joined with nothing in between). Encoding and decoding give exactly
+//!   ember's ids and text. A file of that shape loads back as [`Tokenizer::Char`]; runs
+//!   written before it, with ember's old private format
+//!   (`{"type": "ember-char", "chars": "…"}`), still load.
 //! - Byte-level BPE: trained offline with the `tokenizers` crate on the training split only,
 //!   saved as a standard Hugging Face `tokenizer.json`.
 //! - A user's `tokenizer.json` (any Hugging Face tokenizer).
@@ -15,6 +21,14 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::Tokenizer as HfTokenizer;
 
 use crate::TrainError;
+
+/// The regex of the character tokenizer's `Split` pre-tokenizer: any one character
+/// (`[\s\S]`, not `.`, which skips newlines).
+pub const CHAR_SPLIT: &str = r"[\s\S]";
+
+/// The unknown token the `WordLevel` model names (never in a character vocabulary, so an
+/// unknown character is an encoding error, as in ember).
+const CHAR_UNK: &str = "<unk>";
 
 /// A tokenizer: characters or any Hugging Face tokenizer.
 #[derive(Clone)]
@@ -108,16 +122,57 @@ impl Tokenizer {
         }
     }
 
-    /// Write `tokenizer.json` (see the module docs for the char format).
+    /// The character vocabulary `chars` (sorted, distinct) as a Hugging Face tokenizer (see
+    /// the module docs): what [`Self::save`] writes for a [`Tokenizer::Char`].
+    pub fn char_level_hf(chars: &[char]) -> Result<HfTokenizer, TrainError> {
+        let vocab: serde_json::Map<String, serde_json::Value> = chars.iter().enumerate().map(|(i, c)| (c.to_string(), i.into())).collect();
+        let json = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+            "pre_tokenizer": {"type": "Split", "pattern": {"Regex": CHAR_SPLIT}, "behavior": "Isolated", "invert": false},
+            "post_processor": null,
+            "decoder": {"type": "Fuse"},
+            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": CHAR_UNK},
+        });
+        json.to_string().parse::<HfTokenizer>().map_err(|e| TrainError::tokenizer(None, format!("cannot build the character tokenizer: {e}")))
+    }
+
+    /// Write `tokenizer.json`: always a Hugging Face tokenizer file (see the module docs for
+    /// the character vocabulary's representation).
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        let serialize = |t: &HfTokenizer| t.to_string(true).map_err(|e| TrainError::tokenizer(Some(path), format!("cannot serialize: {e}")));
         let text = match self {
-            Self::Char { chars } => serde_json::json!({"type": "ember-char", "chars": chars.iter().collect::<String>()}).to_string(),
-            Self::Hf(t) => t.to_string(true).map_err(|e| TrainError::tokenizer(Some(path), format!("cannot serialize: {e}")))?,
+            Self::Char { chars } => serialize(&Self::char_level_hf(chars)?)?,
+            Self::Hf(t) => serialize(t)?,
         };
         crate::run::write_atomic(path, text.as_bytes())
     }
 
-    /// Read a `tokenizer.json` written by [`Self::save`] or by Hugging Face.
+    /// The character vocabulary of a `tokenizer.json` value when it has exactly the shape
+    /// [`Self::char_level_hf`] writes (sorted single characters, ids `0..V`), else `None`.
+    fn char_vocab_of(value: &serde_json::Value) -> Option<Vec<char>> {
+        let expected = Self::char_level_hf(&[]).ok().and_then(|t| serde_json::to_value(&t).ok())?;
+        let same = |key: &str| value.get(key) == expected.get(key);
+        let model = value.get("model")?;
+        if !(same("pre_tokenizer") && same("decoder") && same("normalizer") && same("post_processor") && same("added_tokens"))
+            || model.get("type")?.as_str()? != "WordLevel"
+        {
+            return None;
+        }
+        let mut entries: Vec<(u64, char)> = Vec::new();
+        for (token, id) in model.get("vocab")?.as_object()? {
+            let mut it = token.chars();
+            let (c, None) = (it.next()?, it.next()) else { return None };
+            entries.push((id.as_u64()?, c));
+        }
+        entries.sort_unstable();
+        let ids_dense = entries.iter().enumerate().all(|(i, (id, _))| *id == i as u64);
+        let sorted = entries.windows(2).all(|w| w[0].1 < w[1].1);
+        (ids_dense && sorted).then(|| entries.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// Read a `tokenizer.json` written by [`Self::save`] (or by an older ember, in the private
+    /// `ember-char` format) or by Hugging Face. A character vocabulary in the shape
+    /// [`Self::save`] writes becomes [`Tokenizer::Char`].
     pub fn load(path: &Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::read(path, e))?;
         let value: serde_json::Value = serde_json::from_str(&text)
@@ -125,6 +180,9 @@ impl Tokenizer {
         if value.get("type").and_then(|t| t.as_str()) == Some("ember-char") {
             let chars = value["chars"].as_str().ok_or_else(|| TrainError::tokenizer(Some(path), "`chars` must be a string"))?;
             return Ok(Self::Char { chars: chars.chars().collect() });
+        }
+        if let Some(chars) = Self::char_vocab_of(&value) {
+            return Ok(Self::Char { chars });
         }
         HfTokenizer::from_file(path)
             .map(|t| Self::Hf(Box::new(t)))
