@@ -170,6 +170,8 @@ fn run_config(ck: &NanoGptCheckpoint, tokenizer: &Tokenizer, corpus: PathBuf, ou
             eval_batches: count("eval_iters", 200).max(1),
             checkpoint_interval: 0,
             seed: 1337,
+            fused_head: false,
+            fused_head_chunk: 0,
         },
         run: RunConfig { out_dir: out.to_path_buf() },
     };
