@@ -5,13 +5,6 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
-/// mimalloc instead of the system allocator: a training step allocates and frees hundreds of
-/// short-lived tensor buffers of the same sizes, and glibc's malloc hands the large ones back
-/// to the kernel (munmap / heap trim) only to fault them in and zero them again on the next
-/// step. mimalloc keeps them for reuse. Measured in BENCHMARKS.md ("allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "ember", version, about = "A trainable transformer front-end on Burn: embeddings, tied heads, position schemes, a tiny LM.")]
 struct Cli {
