@@ -41,6 +41,7 @@ enum Command {
 }
 
 fn main() {
+    ember_train::allocator::retain_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Embed(cmd) => cli::embed::run(cmd),

@@ -21,6 +21,7 @@
 //! - [`ablate`]: `ember ablate` — position-scheme ablations (grid, resume, shards, results);
 //! - [`error`]: [`TrainError`], one variant per failure kind.
 
+pub mod allocator;
 pub mod bench;
 pub mod ablate;
 pub mod config;
@@ -30,6 +31,7 @@ pub mod error;
 pub mod eval;
 pub mod gradcheck;
 pub mod interop;
+pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod run;

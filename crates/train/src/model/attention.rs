@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor};
 use ember_position::PositionEncoding;
 
 use super::cache::{causal_mask, LayerCache};
+use crate::kernels::causal_attention;
 
 /// Configuration of an [`Attention`] block.
 #[derive(Config, Debug)]
@@ -71,9 +72,8 @@ impl Attention {
     pub fn forward(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, offset: usize) -> Tensor<3> {
         let (q, k, v) = self.heads(x);
         let (q, k) = pos.rotate_qk(q, k, offset);
-        let options = AttentionModuleOptions { is_causal: true, ..Default::default() }; // scale 1/√dh
-        let ctx = attention(q, k, v, None, bias, options); // [B, H, T, dh]
-        self.output(ctx)
+        let ctx = causal_attention(q, k, v, bias); // [B, T, d], one op with its own backward
+        self.dropout.forward(self.proj.forward(ctx))
     }
 
     /// The same with a KV cache: `x [B, T_new, d]` (normed hidden states of the new tokens, at

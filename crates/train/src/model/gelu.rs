@@ -16,52 +16,21 @@
 //! (a polynomial `exp` with Cody–Waite reduction) so the compiler vectorises it, and large
 //! tensors are split over rayon's threads.
 //!
-//! Autodiff sees `y = sg(Y) + (x − sg(x)) ⊙ sg(Y')` (`sg` = stop-gradient): its value is `Y`
-//! exactly (`x − x = 0`), and its gradient is `g ⊙ Y'`, the analytic one, so no intermediate
-//! of the GELU is kept for the backward pass beyond `Y'`.
+//! Under autodiff the GELU is one op ([`crate::kernels`]) that keeps `Y'` and whose backward
+//! is `g ⊙ Y'`, the analytic gradient.
 //!
-//! Other devices (wgpu, cuda) and f64 tensors (gradient checks) compute `Y` and `Y'` with
-//! Burn's element-wise ops (`erf`, `exp`) on the device: on a GPU the host round trip would
-//! stall the queue, and f64 needs `erf` to the last bit. The same surrogate then gives the
-//! exact derivative everywhere — Burn's own `gelu` backward on ndarray and wgpu is the
+//! Other devices (ndarray, wgpu, cuda) and f64 tensors (gradient checks) compute `Y` and `Y'`
+//! with Burn's element-wise ops (`erf`, `exp`) on the device: f64 needs `erf` to the last bit.
+//! The same op then gives the exact derivative everywhere — Burn's own `gelu` backward on ndarray and wgpu is the
 //! derivative of the *tanh approximation* (off by up to 5·10⁻⁴), not of the exact GELU its
 //! forward computes.
 
-use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
-/// GELU of hidden states `x` (any shape, e.g. `[B, T, r·d]` MLP pre-activations), same shape.
-/// See the module docs for when the host path runs; both paths agree to f32 rounding.
-pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let (value, derivative) = if x.dtype() == DType::F32 && ember_device::is_host_memory(&x.device()) {
-        host_value_and_derivative(&x)
-    } else {
-        device_value_and_derivative(x.clone().detach())
-    };
-    if !x.is_autodiff() {
-        return value;
-    }
-    value + (x.clone() - x.detach()) * derivative
-}
-
-/// `(gelu(x), gelu'(x))` by the formulas, with Burn's element-wise ops on `x`'s device.
-fn device_value_and_derivative<const D: usize>(x: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
-    let cdf = x.clone().mul_scalar(std::f64::consts::FRAC_1_SQRT_2).erf().add_scalar(1.0).mul_scalar(0.5);
-    let pdf = x.clone().square().mul_scalar(-0.5).exp().mul_scalar(0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2);
-    (x.clone() * cdf.clone(), cdf + x * pdf)
-}
-
-/// `(gelu(x), gelu'(x))` computed on the host (f32, host-memory device), as constants on
-/// `x`'s device.
-fn host_value_and_derivative<const D: usize>(x: &Tensor<D>) -> (Tensor<D>, Tensor<D>) {
-    let (device, shape) = (x.device(), x.shape());
-    let data = x.to_data();
-    let input = data.as_slice::<f32>().expect("an f32 tensor reads back as f32");
-    let (mut y, mut dy) = (vec![0.0f32; input.len()], vec![0.0f32; input.len()]);
-    gelu_and_derivative(input, &mut y, &mut dy);
-    let constant = |v: Vec<f32>| Tensor::<D>::from_data(TensorData::new(v, shape.clone()), &device);
-    (constant(y), constant(dy))
-}
+/// GELU of hidden states `x` (any shape, e.g. `[B, T, r·d]` MLP pre-activations), same shape:
+/// one op with its own backward ([`crate::kernels::gelu`]); the host kernel on flex in f32,
+/// Burn's `erf`/`exp` elsewhere. Both agree to f32 rounding.
+pub use crate::kernels::gelu;
 
 /// Elements per rayon task (below it, one thread does the whole tensor).
 const CHUNK: usize = 1 << 15;
@@ -69,11 +38,44 @@ const CHUNK: usize = 1 << 15;
 /// `y[i] = gelu(x[i])`, `dy[i] = gelu'(x[i])` (module docs), in parallel chunks.
 pub fn gelu_and_derivative(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
     assert!(x.len() == y.len() && x.len() == dy.len(), "gelu: slices of different lengths");
-    x.par_chunks(CHUNK).zip(y.par_chunks_mut(CHUNK)).zip(dy.par_chunks_mut(CHUNK)).for_each(|((x, y), dy)| {
-        for ((&x, y), dy) in x.iter().zip(y.iter_mut()).zip(dy.iter_mut()) {
-            (*y, *dy) = gelu_one(x);
+    x.par_chunks(CHUNK).zip(y.par_chunks_mut(CHUNK)).zip(dy.par_chunks_mut(CHUNK)).for_each(|((x, y), dy)| chunk(x, y, dy));
+}
+
+/// One chunk, in the widest vector instructions the CPU has: the same scalar code compiled
+/// for AVX-512 or AVX2 and picked at run time (no fused multiply-adds are formed, so every
+/// path gives the same bits).
+fn chunk(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            return unsafe { chunk_avx512(x, y, dy) };
         }
-    });
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked above).
+            return unsafe { chunk_avx2(x, y, dy) };
+        }
+    }
+    chunk_portable(x, y, dy)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn chunk_avx512(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
+    chunk_portable(x, y, dy)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn chunk_avx2(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
+    chunk_portable(x, y, dy)
+}
+
+#[inline(always)]
+fn chunk_portable(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
+    for ((&x, y), dy) in x.iter().zip(y.iter_mut()).zip(dy.iter_mut()) {
+        (*y, *dy) = gelu_one(x);
+    }
 }
 
 /// `(gelu(x), gelu'(x))` for one element; branch-free so loops over it vectorise.
@@ -106,7 +108,10 @@ fn exp_neg(a: f32) -> f32 {
     let k = (v * LOG2E + ROUND) - ROUND;
     let r = (v - k * LN2_HI) - k * LN2_LO;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    // `k + ROUND` is exact, so its bits are ROUND's plus k (k ∈ [−126, 0]): 2^k from integer
+    // ops alone (a float → int cast saturates, which keeps the loop from vectorising).
+    let kf = k + ROUND;
+    let scale = f32::from_bits(kf.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
     p * scale
 }
 

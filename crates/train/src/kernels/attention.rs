@@ -1,0 +1,255 @@
+//! Causal attention as one op: the plain composition (default bodies), the host kernel
+//! (flex) and the autodiff node.
+//!
+//! Per batch row `b` and head `h`, with `Q, K, V [T, dh]` and `s = 1/√dh`:
+//!
+//! ```text
+//! S = s·Q Kᵀ + bias,  S_ij = −∞ for j > i,  P = softmax_rows(S),  O = P V
+//! dV = Pᵀ dO,  dP = dO Vᵀ,  dS_ij = P_ij (dP_ij − Σ_k P_ik dP_ik),  dQ = s·dS K,  dK = s·dSᵀ Q
+//! ```
+//!
+//! (the softmax Jacobian `diag(p) − p pᵀ` applied row by row; references.md, "softmax
+//! gradient"). `O` is written with heads merged, `ctx[b, i, h·dh + e] = O[i, e]`.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, TensorMetadata};
+use burn::tensor::{DType, Shape, TensorData};
+use rayon::prelude::*;
+
+use super::host::{mm, HostFloat, OutPtr, View};
+use super::{EmberKernels, ScoreBias};
+
+/// Flex: the host kernel for f32/f64, the composition otherwise.
+pub(super) fn flex_forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, bias: Option<FlexTensor>) -> (FlexTensor, FlexTensor) {
+    match q.dtype() {
+        DType::F32 => host_forward::<f32>(&q, &k, &v, bias.as_ref()),
+        DType::F64 => host_forward::<f64>(&q, &k, &v, bias.as_ref()),
+        _ => compose_forward::<Flex>(q, k, v, bias),
+    }
+}
+
+/// Flex backward: the host kernel for f32/f64, the composition otherwise.
+pub(super) fn flex_backward(q: FlexTensor, k: FlexTensor, v: FlexTensor, probs: FlexTensor, dctx: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+    match q.dtype() {
+        DType::F32 => host_backward::<f32>(&q, &k, &v, &probs, &dctx),
+        DType::F64 => host_backward::<f64>(&q, &k, &v, &probs, &dctx),
+        _ => compose_backward::<Flex>(q, k, v, probs, dctx),
+    }
+}
+
+/// The autodiff node: parents `q, k, v`, state `(q, k, v, probs)`; the bias is a constant.
+pub(super) fn autodiff<B: Backend + EmberKernels, C: CheckpointStrategy>(
+    q: FloatTensor<Autodiff<B, C>>,
+    k: FloatTensor<Autodiff<B, C>>,
+    v: FloatTensor<Autodiff<B, C>>,
+    bias: Option<FloatTensor<Autodiff<B, C>>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct AttentionBackward;
+
+    impl<B: Backend + EmberKernels> Backward<B, 3> for AttentionBackward {
+        /// `(q, k, v, probs)`.
+        type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_q, node_k, node_v] = ops.parents;
+            let dctx = grads.consume::<B>(&ops.node);
+            let (q, k, v, probs) = ops.state;
+            let (dq, dk, dv) = B::attention_backward(q, k, v, probs, dctx);
+            for (node, grad) in [(node_q, dq), (node_k, dk), (node_v, dv)] {
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, grad);
+                }
+            }
+        }
+    }
+
+    let bias = bias.map(|b| b.into_primitive()); // a constant: no gradient flows to it
+    match AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
+            let (ctx, probs) = B::attention_forward(q.clone(), k.clone(), v.clone(), ScoreBias::new(bias));
+            prep.finish((q, k, v, probs), ctx)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(B::attention_forward(q.into_primitive(), k.into_primitive(), v.into_primitive(), ScoreBias::new(bias)).0),
+    }
+}
+
+/// The forward as a composition of Burn primitives (ndarray, cubecl, and dtypes the host
+/// kernel does not take): `(ctx [B, T, H·dh], probs [B, H, T, T])`.
+pub(super) fn compose_forward<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    bias: Option<FloatTensor<B>>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let [b, h, t, dh] = q.shape().dims::<4>();
+    let device = q.device();
+    let scores = B::float_mul_scalar(B::float_matmul(q, B::float_swap_dims(k, 2, 3)), (1.0 / (dh as f64).sqrt()).into());
+    let scores = match bias {
+        Some(bias) => B::float_add(scores, bias),
+        None => scores,
+    };
+    // The causal mask as an additive −∞ above the diagonal, in the scores' dtype.
+    let future: Vec<f64> = (0..t * t).map(|n| if n % t > n / t { f64::NEG_INFINITY } else { 0.0 }).collect();
+    let mask = B::float_from_data(TensorData::new(future, [1, 1, t, t]).convert_dtype(scores.dtype()), &device);
+    let scores = B::float_add(scores, B::float_expand(mask, Shape::new([b, h, t, t])));
+    // Every row keeps its diagonal, so its max is finite and its sum ≥ 1.
+    let max = B::float_max_dim(scores.clone(), 3);
+    let exp = B::float_exp(B::float_sub(scores, max));
+    let probs = B::float_div(exp.clone(), B::float_sum_dim(exp, 3));
+    let ctx = B::float_matmul(probs.clone(), v); // [B, H, T, dh]
+    let ctx = B::float_reshape(B::float_swap_dims(ctx, 1, 2), Shape::new([b, t, h * dh]));
+    (ctx, probs)
+}
+
+/// The backward as a composition of Burn primitives (formulas in the module docs).
+pub(super) fn compose_backward<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    probs: FloatTensor<B>,
+    dctx: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let [b, h, t, dh] = q.shape().dims::<4>();
+    let scale = 1.0 / (dh as f64).sqrt();
+    let d_out = B::float_swap_dims(B::float_reshape(dctx, Shape::new([b, t, h, dh])), 1, 2); // [B, H, T, dh]
+    let dv = B::float_matmul(B::float_swap_dims(probs.clone(), 2, 3), d_out.clone());
+    let dp = B::float_matmul(d_out, B::float_swap_dims(v, 2, 3));
+    let row = B::float_sum_dim(B::float_mul(probs.clone(), dp.clone()), 3);
+    let ds = B::float_mul_scalar(B::float_mul(probs, B::float_sub(dp, row)), scale.into());
+    let dq = B::float_matmul(ds.clone(), k);
+    let dk = B::float_matmul(B::float_swap_dims(ds, 2, 3), q);
+    (dq, dk, dv)
+}
+
+/// The `[B, H, T, dh]` shape of `q` and its views; with `qkv [B, T, 3d]`, the three parts.
+fn views<T: HostFloat>(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor) -> ([usize; 4], [View<T>; 3]) {
+    (q.shape().dims::<4>(), [View::of(q, None), View::of(k, None), View::of(v, None)])
+}
+
+/// Where the backward writes `dq, dk, dv`: a base pointer each and the element strides of
+/// the batch, head and time axes (the head-dim axis is contiguous).
+struct GradOut<T> {
+    ptrs: [OutPtr<T>; 3],
+    strides: [usize; 3],
+}
+
+fn host_forward<T: HostFloat>(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, bias: Option<&FlexTensor>) -> (FlexTensor, FlexTensor) {
+    let (dims, [qv, kv, vv]) = views::<T>(q, k, v);
+    forward_views(dims, qv, kv, vv, bias.map(|bias| View::of(bias, None)))
+}
+
+fn host_backward<T: HostFloat>(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, probs: &FlexTensor, dctx: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let (dims @ [b, h, t, dh], [qv, kv, vv]) = views::<T>(q, k, v);
+    let n = b * h * t * dh;
+    let mut bufs = [Vec::<T>::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)];
+    let out = GradOut { ptrs: bufs.each_mut().map(|b| OutPtr(b.as_mut_ptr())), strides: [h * t * dh, t * dh, dh] };
+    backward_views(dims, [qv, kv, vv], View::of(probs, None), View::of(dctx, Some(h)), &out);
+    let [dq, dk, dv] = bufs.map(|mut buf| {
+        // SAFETY: `backward_views` wrote all `n` elements (every (b, h) block, in full).
+        unsafe { buf.set_len(n) };
+        FlexTensor::from_data(TensorData::new(buf, [b, h, t, dh]))
+    });
+    (dq, dk, dv)
+}
+
+/// The forward on views: `(ctx [B, T, H·dh], probs [B, H, T, T])`.
+fn forward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], qv: View<T>, kv: View<T>, vv: View<T>, bv: Option<View<T>>) -> (FlexTensor, FlexTensor) {
+    let scale = T::from_f64(1.0 / (dh as f64).sqrt());
+    let mut probs = Vec::<T>::with_capacity(b * h * t * t);
+    let mut ctx = Vec::<T>::with_capacity(b * t * h * dh);
+    let (out, pout) = (OutPtr(ctx.as_mut_ptr()), OutPtr(probs.as_mut_ptr()));
+    (0..b * h).into_par_iter().for_each(|bh| {
+        let (bi, hi) = (bh / h, bh % h);
+        let (out, pout) = (out, pout);
+        // SAFETY: every matrix lies inside its tensor; this task writes only its own P block
+        // (all t² entries, by the gemm) and its own O block of ctx.
+        let p = unsafe {
+            let p = pout.0.add(bh * t * t);
+            // P ← s·Q Kᵀ
+            let (kp, krs, kcs) = kv.matrix(bi, hi);
+            mm(t, t, dh, (p, t as isize, 1), false, qv.matrix(bi, hi), (kp, kcs, krs), scale);
+            std::slice::from_raw_parts_mut(p, t * t)
+        };
+        for i in 0..t {
+            let row = &mut p[i * t..(i + 1) * t];
+            if let Some(bv) = &bv {
+                let (bp, brs, bcs) = bv.matrix(bi, hi);
+                for (j, s) in row.iter_mut().enumerate().take(i + 1) {
+                    // SAFETY: (i, j) is inside the bias matrix.
+                    *s = s.add(unsafe { *bp.offset(i as isize * brs + j as isize * bcs) });
+                }
+            }
+            let max = row[..=i].iter().fold(T::NEG_INFINITY, |m, &s| m.max(s));
+            let mut sum = T::ZERO;
+            for s in &mut row[..=i] {
+                *s = s.sub(max).exp();
+                sum = sum.add(*s);
+            }
+            let inv = T::ONE.div(sum);
+            for s in &mut row[..=i] {
+                *s = s.mul(inv);
+            }
+            row[i + 1..].fill(T::ZERO);
+        }
+        // SAFETY: this task's O block of ctx: rows (bi, ·), columns hi·dh..(hi+1)·dh.
+        unsafe {
+            let o = out.0.add(bi * t * h * dh + hi * dh);
+            mm(t, dh, t, (o, (h * dh) as isize, 1), false, (p.as_ptr(), t as isize, 1), vv.matrix(bi, hi), T::ONE);
+        }
+    });
+    // SAFETY: the loop wrote every element of both (all (b, h) blocks, each in full).
+    unsafe {
+        probs.set_len(b * h * t * t);
+        ctx.set_len(b * t * h * dh);
+    }
+    (FlexTensor::from_data(TensorData::new(ctx, [b, t, h * dh])), FlexTensor::from_data(TensorData::new(probs, [b, h, t, t])))
+}
+
+/// The backward on views, writing `dq, dk, dv` where `out` says (every element of each).
+fn backward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], [qv, kv, vv]: [View<T>; 3], pv: View<T>, dov: View<T>, out: &GradOut<T>) {
+    let scale = T::from_f64(1.0 / (dh as f64).sqrt());
+    (0..b * h).into_par_iter().for_each(|bh| {
+        let (bi, hi) = (bh / h, bh % h);
+        let at = |g: usize| {
+            let [sb, sh, _] = out.strides;
+            // SAFETY: (bi, hi) is inside the output's shape.
+            unsafe { out.ptrs[g].0.add(bi * sb + hi * sh) }
+        };
+        let row = out.strides[2] as isize;
+        let (dq, dk, dv) = (at(0), at(1), at(2));
+        let (pp, prs, pcs) = pv.matrix(bi, hi);
+        let (op, ors, ocs) = dov.matrix(bi, hi);
+        let (vp, vrs, vcs) = vv.matrix(bi, hi);
+        let (kp, krs, kcs) = kv.matrix(bi, hi);
+        let (qp, qrs, qcs) = qv.matrix(bi, hi);
+        let mut ds = vec![T::ZERO; t * t];
+        // SAFETY: every matrix lies inside its tensor, this task's output blocks or `ds`.
+        unsafe {
+            // dV = Pᵀ dO
+            mm(t, dh, t, (dv, row, 1), false, (pp, pcs, prs), (op, ors, ocs), T::ONE);
+            // dP = dO Vᵀ
+            mm(t, t, dh, (ds.as_mut_ptr(), t as isize, 1), false, (op, ors, ocs), (vp, vcs, vrs), T::ONE);
+            for i in 0..t {
+                let d = &mut ds[i * t..(i + 1) * t];
+                let p = |j: usize| *pp.offset(i as isize * prs + j as isize * pcs);
+                let mut dot = T::ZERO;
+                for (j, &dp) in d.iter().enumerate().take(i + 1) {
+                    dot = dot.add(p(j).mul(dp));
+                }
+                for (j, dp) in d.iter_mut().enumerate() {
+                    *dp = if j <= i { p(j).mul(dp.sub(dot)).mul(scale) } else { T::ZERO };
+                }
+            }
+            // dQ = s·dS K,  dK = s·dSᵀ Q (the scale is folded into dS)
+            mm(t, dh, t, (dq, row, 1), false, (ds.as_ptr(), t as isize, 1), (kp, krs, kcs), T::ONE);
+            mm(t, dh, t, (dk, row, 1), false, (ds.as_ptr(), 1, t as isize), (qp, qrs, qcs), T::ONE);
+        }
+    });
+}
