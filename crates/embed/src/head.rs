@@ -16,9 +16,10 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
-use burn::tensor::{module::linear, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 use crate::fused::FusedCrossEntropy;
+use crate::rows::linear_rows;
 use crate::{EmbedError, TokenEmbedding};
 
 /// The logit given to the padding column: finite (safe on every backend) and so negative
@@ -113,8 +114,8 @@ impl LmHead {
     /// (read when tied, used for the padding row in both cases).
     pub fn logits(&self, h: Tensor<3>, table: &TokenEmbedding) -> Tensor<3> {
         let logits = match &self.untied {
-            None => linear(h, table.weight.val().transpose(), None),
-            Some(u) => linear(h, u.weight.val(), u.bias.as_ref().map(|b| b.val())),
+            None => linear_rows(h, table.weight.val().transpose(), None),
+            Some(u) => linear_rows(h, u.weight.val(), u.bias.as_ref().map(|b| b.val())),
         };
         match table.padding_idx() {
             None => logits,
@@ -154,6 +155,7 @@ mod tests {
     use crate::grads::{head_rows_grad, logits_grad, lookup_grad};
     use crate::loss::cross_entropy;
     use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::tensor::module::linear;
     use burn::tensor::{Device, TensorData};
     use ember_testing::{assert_close, test_devices};
 

@@ -72,6 +72,12 @@ impl PositionEncoding {
         }
     }
 
+    /// Whether [`Self::rotate_qk`] changes `q, k` (RoPE); when it does not, a model may read
+    /// `q, k, v` straight from a fused projection without splitting them first.
+    pub fn rotates_qk(&self) -> bool {
+        matches!(self, PositionEncoding::Rope(_))
+    }
+
     /// Hook 3. Additive score bias `[1, H, Tq, Tk]` for queries at `[offset, offset + Tq)` and
     /// keys at `[offset + Tq − Tk, offset + Tq)` (keys end where the queries end; `Tk ≥ Tq`
     /// with a KV cache). ALiBi: `−m_h·(i − j)` for `j ≤ i`, `−∞` above the diagonal (so it is

@@ -10,7 +10,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, FloatDType, Tensor};
 use ember_device::BackendName;
 use ember_testing::{assert_close, test_devices};
-use ember_train::kernels::{causal_attention, layer_norm};
+use ember_train::kernels::{causal_attention, causal_attention_qkv, layer_norm};
 
 const B: usize = 3;
 const H: usize = 2;
@@ -50,17 +50,29 @@ fn dtypes(name: BackendName) -> Vec<FloatDType> {
 
 /// Runs attention on `qkv [B, T, 3, H, dh]` split like the model does (permuted views, so
 /// the kernel sees strided q/k/v), weighting the output by `w` → (output, d qkv).
-fn attention_run(fused: bool, qkv: &Tensor<5>, w: &Tensor<3>, bias: Option<&Tensor<4>>, device: &Device, dtype: FloatDType) -> (Tensor<3>, Tensor<5>) {
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    /// Burn's `attention` on the split heads, then heads merged.
+    Plain,
+    /// `causal_attention` on the split heads.
+    Fused,
+    /// `causal_attention_qkv` on the projection itself.
+    FusedQkv,
+}
+
+fn attention_run(path: Path, qkv: &Tensor<5>, w: &Tensor<3>, bias: Option<&Tensor<4>>, device: &Device, dtype: FloatDType) -> (Tensor<3>, Tensor<5>) {
     let qkv = leaf(qkv, device, dtype);
     let parts = qkv.clone().permute([2, 0, 3, 1, 4]); // [3, B, H, T, dh]
     let head = |i: usize| parts.clone().slice([i..i + 1]).squeeze_dim::<4>(0);
     let (q, k, v) = (head(0), head(1), head(2));
     let bias = bias.map(|b| Tensor::<4>::from_data(b.to_data(), device).cast(dtype));
-    let out = if fused {
-        causal_attention(q, k, v, bias)
-    } else {
-        let options = AttentionModuleOptions { is_causal: true, ..Default::default() };
-        attention(q, k, v, None, bias, options).swap_dims(1, 2).reshape([B, T, H * DH])
+    let out = match path {
+        Path::Fused => causal_attention(q, k, v, bias),
+        Path::FusedQkv => causal_attention_qkv(qkv.clone().reshape([B, T, 3 * H * DH]), H, bias),
+        Path::Plain => {
+            let options = AttentionModuleOptions { is_causal: true, ..Default::default() };
+            attention(q, k, v, None, bias, options).swap_dims(1, 2).reshape([B, T, H * DH])
+        }
     };
     let w = Tensor::<3>::from_data(w.to_data(), device).cast(dtype);
     let grads = (out.clone() * w).sum().backward();
@@ -78,11 +90,13 @@ fn causal_attention_matches_the_composition_forward_and_backward() {
         for dtype in dtypes(td.name) {
             let device = td.device.clone().autodiff();
             for bias in [None, Some(&alibi)] {
-                let what = format!("{} {dtype:?} bias={}", td.name, bias.is_some());
-                let (y, g) = attention_run(true, &qkv, &w, bias, &device, dtype);
-                let (y_ref, g_ref) = attention_run(false, &qkv, &w, bias, &device, dtype);
-                assert_scaled(&y, &y_ref, rtol(dtype), &format!("attention output, {what}"));
-                assert_scaled(&g, &g_ref, rtol(dtype), &format!("attention d qkv, {what}"));
+                let (y_ref, g_ref) = attention_run(Path::Plain, &qkv, &w, bias, &device, dtype);
+                for path in [Path::Fused, Path::FusedQkv] {
+                    let what = format!("{path:?}, {} {dtype:?} bias={}", td.name, bias.is_some());
+                    let (y, g) = attention_run(path, &qkv, &w, bias, &device, dtype);
+                    assert_scaled(&y, &y_ref, rtol(dtype), &format!("attention output, {what}"));
+                    assert_scaled(&g, &g_ref, rtol(dtype), &format!("attention d qkv, {what}"));
+                }
             }
             // Without autodiff: the same forward.
             let q = Tensor::<4>::from_data(qkv.clone().slice([0..B, 0..T, 0..1]).reshape([B, T, H, DH]).swap_dims(1, 2).to_data(), &td.device);

@@ -18,7 +18,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, TensorMetadata};
-use burn::tensor::{DType, Shape, TensorData};
+use burn::tensor::{DType, Shape, Slice, TensorData};
 use rayon::prelude::*;
 
 use super::host::{mm, HostFloat, OutPtr, View};
@@ -39,6 +39,106 @@ pub(super) fn flex_backward(q: FlexTensor, k: FlexTensor, v: FlexTensor, probs: 
         DType::F32 => host_backward::<f32>(&q, &k, &v, &probs, &dctx),
         DType::F64 => host_backward::<f64>(&q, &k, &v, &probs, &dctx),
         _ => compose_backward::<Flex>(q, k, v, probs, dctx),
+    }
+}
+
+/// Flex, attention from `qkv [B, T, 3d]`: the host kernel for f32/f64 on views of the three
+/// column blocks, the composition otherwise.
+pub(super) fn flex_qkv_forward(qkv: FlexTensor, heads: usize, bias: Option<FlexTensor>) -> (FlexTensor, FlexTensor) {
+    fn run<T: HostFloat>(qkv: &FlexTensor, heads: usize, bias: Option<&FlexTensor>) -> (FlexTensor, FlexTensor) {
+        let [b, t, d3] = qkv.shape().dims::<3>();
+        let dims = [b, heads, t, d3 / 3 / heads];
+        forward_views::<T>(dims, View::part(qkv, heads, 0), View::part(qkv, heads, 1), View::part(qkv, heads, 2), bias.map(|bias| View::of(bias, None)))
+    }
+    match qkv.dtype() {
+        DType::F32 => run::<f32>(&qkv, heads, bias.as_ref()),
+        DType::F64 => run::<f64>(&qkv, heads, bias.as_ref()),
+        _ => {
+            let [q, k, v] = split_qkv::<Flex>(qkv, heads);
+            compose_forward::<Flex>(q, k, v, bias)
+        }
+    }
+}
+
+/// Flex, the backward of [`flex_qkv_forward`]: `dqkv [B, T, 3d]`, each block written once.
+pub(super) fn flex_qkv_backward(qkv: FlexTensor, probs: FlexTensor, dctx: FlexTensor, heads: usize) -> FlexTensor {
+    fn run<T: HostFloat>(qkv: &FlexTensor, probs: &FlexTensor, dctx: &FlexTensor, heads: usize) -> FlexTensor {
+        let [b, t, d3] = qkv.shape().dims::<3>();
+        let (d, n) = (d3 / 3, b * t * d3);
+        let dims = [b, heads, t, d / heads];
+        let mut buf = Vec::<T>::with_capacity(n);
+        let base = buf.as_mut_ptr();
+        // SAFETY: the three offsets are inside the n-element buffer.
+        let ptrs = [0, d, 2 * d].map(|off| OutPtr(unsafe { base.add(off) }));
+        let out = GradOut { ptrs, strides: [t * d3, d / heads, d3] };
+        let views = [0, 1, 2].map(|part| View::part(qkv, heads, part));
+        backward_views(dims, views, View::of(probs, None), View::of(dctx, Some(heads)), &out);
+        // SAFETY: the three blocks of every (b, h) cover all n elements.
+        unsafe { buf.set_len(n) };
+        FlexTensor::from_data(TensorData::new(buf, [b, t, d3]))
+    }
+    match qkv.dtype() {
+        DType::F32 => run::<f32>(&qkv, &probs, &dctx, heads),
+        DType::F64 => run::<f64>(&qkv, &probs, &dctx, heads),
+        _ => {
+            let [q, k, v] = split_qkv::<Flex>(qkv, heads);
+            let (dq, dk, dv) = compose_backward::<Flex>(q, k, v, probs, dctx);
+            merge_qkv::<Flex>([dq, dk, dv])
+        }
+    }
+}
+
+/// `qkv [B, T, 3d]` → `[q, k, v]`, each `[B, H, T, dh]` (views where the backend allows).
+pub(super) fn split_qkv<B: Backend>(qkv: FloatTensor<B>, heads: usize) -> [FloatTensor<B>; 3] {
+    let [b, t, d3] = qkv.shape().dims::<3>();
+    let d = d3 / 3;
+    [0, 1, 2].map(|part| {
+        let block = B::float_slice(qkv.clone(), &[Slice::from(0..b), Slice::from(0..t), Slice::from(part * d..(part + 1) * d)]);
+        B::float_swap_dims(B::float_reshape(block, Shape::new([b, t, heads, d / heads])), 1, 2)
+    })
+}
+
+/// `[dq, dk, dv]`, each `[B, H, T, dh]` → `[B, T, 3d]` (the inverse of [`split_qkv`]).
+pub(super) fn merge_qkv<B: Backend>(parts: [FloatTensor<B>; 3]) -> FloatTensor<B> {
+    let [b, h, t, dh] = parts[0].shape().dims::<4>();
+    let parts = parts.map(|p| B::float_reshape(B::float_swap_dims(p, 1, 2), Shape::new([b, t, h * dh])));
+    B::float_cat(parts.into(), 2)
+}
+
+/// The autodiff node of attention from `qkv`: parent `qkv`, state `(qkv, probs)`; the bias
+/// is a constant.
+pub(super) fn autodiff_qkv<B: Backend + EmberKernels, C: CheckpointStrategy>(
+    qkv: FloatTensor<Autodiff<B, C>>,
+    heads: usize,
+    bias: Option<FloatTensor<Autodiff<B, C>>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct AttentionQkvBackward {
+        heads: usize,
+    }
+
+    impl<B: Backend + EmberKernels> Backward<B, 1> for AttentionQkvBackward {
+        /// `(qkv, probs)`.
+        type State = (FloatTensor<B>, FloatTensor<B>);
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node] = ops.parents;
+            let dctx = grads.consume::<B>(&ops.node);
+            let (qkv, probs) = ops.state;
+            if let Some(node) = node {
+                grads.register::<B>(node.id, B::attention_qkv_backward(qkv, probs, dctx, self.heads));
+            }
+        }
+    }
+
+    let bias = ScoreBias::new(bias.map(|b| b.into_primitive()));
+    match (AttentionQkvBackward { heads }).prepare::<C>([qkv.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let qkv = qkv.into_primitive();
+            let (ctx, probs) = B::attention_qkv_forward(qkv.clone(), heads, bias);
+            prep.finish((qkv, probs), ctx)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(B::attention_qkv_forward(qkv.into_primitive(), heads, bias).0),
     }
 }
 

@@ -96,6 +96,22 @@ impl<T> View<T> {
         Self { ptr: unsafe { storage.as_ptr().add(layout.start_offset()) }, strides }
     }
 
+    /// Column block `part` (0, 1, 2 for q, k, v) of a fused projection `qkv [B, T, 3·H·dh]`,
+    /// viewed as `[B, H, T, dh]`.
+    pub(super) fn part(qkv: &FlexTensor, heads: usize, part: usize) -> Self
+    where
+        T: HostFloat,
+    {
+        let layout = qkv.layout();
+        let d = layout.shape()[2] / 3;
+        let s = layout.strides();
+        let dh = (d / heads) as isize;
+        let storage = qkv.storage::<T>();
+        let offset = layout.start_offset() as isize + (part * d) as isize * s[2];
+        // SAFETY: the block's first element is inside the storage the layout describes.
+        Self { ptr: unsafe { storage.as_ptr().offset(offset) }, strides: [s[0], s[2] * dh, s[1], s[2]] }
+    }
+
     /// The matrix at `[i, j, ·, ·]`: pointer, row stride, column stride.
     pub(super) fn matrix(&self, i: usize, j: usize) -> (*const T, isize, isize) {
         // SAFETY: callers pass indices inside the view's shape.

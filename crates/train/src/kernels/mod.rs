@@ -4,7 +4,7 @@
 //!
 //! | op | forward | backward | kept for backward |
 //! | --- | --- | --- | --- |
-//! | [`causal_attention`] | `softmax(q kᵀ/√d_h + bias + causal) v`, heads merged | `dq, dk, dv` | the probabilities `P` |
+//! | [`causal_attention`], [`causal_attention_qkv`] | `softmax(q kᵀ/√d_h + bias + causal) v`, heads merged | `dq, dk, dv` | the probabilities `P` |
 //! | [`gelu`] | `x·Φ(x)` (exact, `erf`) | `dx = dy ⊙ gelu'(x)` | `gelu'(x)` |
 //! | [`layer_norm`] | `γ ⊙ (x − μ)/√(σ² + ε)` over the last dim | `dx, dγ` | nothing beyond `x`, `γ` |
 //!
@@ -106,6 +106,28 @@ pub trait EmberKernels: Backend {
         Self::attention_forward(q, k, v, bias).0
     }
 
+    /// Causal attention reading `q, k, v` from the fused projection `qkv [B, T, 3·H·dh]`
+    /// (columns `[q | k | v]`, each heads-major) → `(ctx [B, T, H·dh], probs [B, H, T, T])`.
+    fn attention_qkv_forward(qkv: FloatTensor<Self>, heads: usize, #[extension_type] bias: ScoreBias<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let [q, k, v] = attention::split_qkv::<Self>(qkv, heads);
+        attention::compose_forward::<Self>(q, k, v, bias.into_option())
+    }
+
+    /// Its backward: the gradient w.r.t. `qkv`, `[B, T, 3·H·dh]`, written in place of the
+    /// three slices (no zero-filled `[3, …]` buffers and sums, as slicing's backward would).
+    fn attention_qkv_backward(qkv: FloatTensor<Self>, probs: FloatTensor<Self>, dctx: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        let [q, k, v] = attention::split_qkv::<Self>(qkv, heads);
+        let (dq, dk, dv) = attention::compose_backward::<Self>(q, k, v, probs, dctx);
+        attention::merge_qkv::<Self>([dq, dk, dv])
+    }
+
+    /// [`EmberKernels::causal_attention`] on the fused projection `qkv [B, T, 3·H·dh]` →
+    /// `ctx [B, T, H·dh]`; one differentiable op from `qkv` (for schemes that do not rotate
+    /// `q, k`).
+    fn causal_attention_qkv(qkv: FloatTensor<Self>, heads: usize, #[extension_type] bias: ScoreBias<Self>) -> FloatTensor<Self> {
+        Self::attention_qkv_forward(qkv, heads, bias).0
+    }
+
     /// LayerNorm without bias, forward: `x [.., d]` (hidden states), `gamma [d]` →
     /// `γ ⊙ (x − μ)/√(σ² + ε)`, same shape as `x` (μ, σ² over the last dimension, biased σ²).
     fn layer_norm_forward(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
@@ -149,6 +171,16 @@ impl EmberKernels for NdArray {
         (host::ndarray(dq), host::ndarray(dk), host::ndarray(dv))
     }
 
+    fn attention_qkv_forward(qkv: NdTensor, heads: usize, bias: ScoreBias<Self>) -> (NdTensor, NdTensor) {
+        let bias = ScoreBias::new(bias.into_option().map(host::flex));
+        let (ctx, probs) = Flex::attention_qkv_forward(host::flex(qkv), heads, bias);
+        (host::ndarray(ctx), host::ndarray(probs))
+    }
+
+    fn attention_qkv_backward(qkv: NdTensor, probs: NdTensor, dctx: NdTensor, heads: usize) -> NdTensor {
+        host::ndarray(Flex::attention_qkv_backward(host::flex(qkv), host::flex(probs), host::flex(dctx), heads))
+    }
+
     fn layer_norm_forward(x: NdTensor, gamma: NdTensor, epsilon: f64) -> NdTensor {
         host::ndarray(Flex::layer_norm_forward(host::flex(x), host::flex(gamma), epsilon))
     }
@@ -175,6 +207,14 @@ impl EmberKernels for Flex {
         attention::flex_backward(q, k, v, probs, dctx)
     }
 
+    fn attention_qkv_forward(qkv: FlexTensor, heads: usize, bias: ScoreBias<Self>) -> (FlexTensor, FlexTensor) {
+        attention::flex_qkv_forward(qkv, heads, bias.into_option())
+    }
+
+    fn attention_qkv_backward(qkv: FlexTensor, probs: FlexTensor, dctx: FlexTensor, heads: usize) -> FlexTensor {
+        attention::flex_qkv_backward(qkv, probs, dctx, heads)
+    }
+
     fn layer_norm_forward(x: FlexTensor, gamma: FlexTensor, epsilon: f64) -> FlexTensor {
         layer_norm::flex_forward(x, gamma, epsilon)
     }
@@ -196,6 +236,10 @@ impl<B: Backend + EmberKernels, C: CheckpointStrategy> EmberKernels for Autodiff
         bias: ScoreBias<Self>,
     ) -> FloatTensor<Self> {
         attention::autodiff::<B, C>(q, k, v, bias.into_option())
+    }
+
+    fn causal_attention_qkv(qkv: FloatTensor<Self>, heads: usize, bias: ScoreBias<Self>) -> FloatTensor<Self> {
+        attention::autodiff_qkv::<B, C>(qkv, heads, bias.into_option())
     }
 
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
@@ -227,6 +271,25 @@ pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<T
         v.into_dispatch(),
         ScoreBias::new(bias.map(Tensor::into_dispatch)),
     );
+    Tensor::from_dispatch(out)
+}
+
+/// Causal multi-head attention straight from the fused projection (see
+/// [`EmberKernels::causal_attention_qkv`]): `qkv [B, T, 3d]` (the `qkv` linear's output,
+/// columns `[q | k | v]`, each `[H, dh]` heads-major), `heads` = `H`, an optional constant
+/// bias `[1 or B, H, T, T]` → the context with heads merged, `[B, T, d]`. The same result as
+/// splitting `qkv` into heads and calling [`causal_attention`].
+///
+/// # Panics
+/// If `3·heads` does not divide the last dimension or the bias shape disagrees.
+pub fn causal_attention_qkv(qkv: Tensor<3>, heads: usize, bias: Option<Tensor<4>>) -> Tensor<3> {
+    let [b, t, d3] = qkv.dims();
+    assert!(heads > 0 && d3 % (3 * heads) == 0, "causal_attention_qkv: qkv {:?} with {heads} heads", qkv.dims());
+    if let Some(bias) = &bias {
+        let [bb, bh, bq, bk] = bias.dims();
+        assert!((bb == 1 || bb == b) && bh == heads && bq == t && bk == t, "causal_attention_qkv: bias {:?} for qkv {:?}", bias.dims(), qkv.dims());
+    }
+    let out = <burn::backend::Dispatch as EmberKernels>::causal_attention_qkv(qkv.into_dispatch(), heads, ScoreBias::new(bias.map(Tensor::into_dispatch)));
     Tensor::from_dispatch(out)
 }
 

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use ember_position::PositionEncoding;
 
 use super::cache::{causal_mask, LayerCache};
-use crate::kernels::causal_attention;
+use crate::kernels::{causal_attention, causal_attention_qkv};
 
 /// Configuration of an [`Attention`] block.
 #[derive(Config, Debug)]
@@ -34,6 +34,12 @@ pub struct AttentionConfig {
     /// Std of the output projection's normal init (GPT-2: `0.02/√(2·n_layers)`).
     #[config(default = 0.02)]
     pub proj_std: f64,
+}
+
+/// `layer` applied to hidden states `x [B, T, d_in]` → `[B, T, d_out]`, as one matrix product
+/// over all `B·T` rows (see [`ember_embed::linear_rows`]).
+pub(crate) fn forward_rows(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    ember_embed::linear_rows(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
 }
 
 /// A `[d_in, d_out]` linear layer with `N(0, std)` weights and zero bias.
@@ -70,10 +76,16 @@ impl Attention {
     /// `x [B, T, d]` (normed hidden states at positions `[offset, offset+T)`) →
     /// `[B, T, d]`. `bias`: the scheme's score bias `[1, H, T, T]`, shared by all layers.
     pub fn forward(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, offset: usize) -> Tensor<3> {
-        let (q, k, v) = self.heads(x);
-        let (q, k) = pos.rotate_qk(q, k, offset);
-        let ctx = causal_attention(q, k, v, bias); // [B, T, d], one op with its own backward
-        self.dropout.forward(self.proj.forward(ctx))
+        // One op with its own backward either way; without a rotation it reads q, k, v
+        // straight from the projection (no split into heads, no slices to differentiate).
+        let ctx = if pos.rotates_qk() {
+            let (q, k, v) = self.heads(x);
+            let (q, k) = pos.rotate_qk(q, k, offset);
+            causal_attention(q, k, v, bias)
+        } else {
+            causal_attention_qkv(forward_rows(&self.qkv, x), self.n_heads, bias)
+        }; // [B, T, d]
+        self.dropout.forward(forward_rows(&self.proj, ctx))
     }
 
     /// The same with a KV cache: `x [B, T_new, d]` (normed hidden states of the new tokens, at
@@ -100,7 +112,7 @@ impl Attention {
         let [b, t, d] = x.dims();
         let (h, dh) = (self.n_heads, d / self.n_heads);
         // [B, T, 3d] → [3, B, H, T, dh]
-        let qkv = self.qkv.forward(x).reshape([b, t, 3, h, dh]).permute([2, 0, 3, 1, 4]);
+        let qkv = forward_rows(&self.qkv, x).reshape([b, t, 3, h, dh]).permute([2, 0, 3, 1, 4]);
         let q = qkv.clone().slice([0..1]).squeeze_dim::<4>(0);
         let k = qkv.clone().slice([1..2]).squeeze_dim::<4>(0);
         let v = qkv.slice([2..3]).squeeze_dim::<4>(0);
@@ -111,6 +123,6 @@ impl Attention {
     fn output(&self, ctx: Tensor<4>) -> Tensor<3> {
         let [b, h, t, dh] = ctx.dims();
         let ctx = ctx.swap_dims(1, 2).reshape([b, t, h * dh]);
-        self.dropout.forward(self.proj.forward(ctx))
+        self.dropout.forward(forward_rows(&self.proj, ctx))
     }
 }

@@ -6,7 +6,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear};
 use super::gelu::gelu;
 use burn::tensor::{Device, Tensor};
 
-use super::attention::linear;
+use super::attention::{forward_rows, linear};
 
 /// Configuration of an [`Mlp`].
 #[derive(Config, Debug)]
@@ -53,6 +53,6 @@ pub struct Mlp {
 impl Mlp {
     /// Hidden states `[B, T, d] → [B, T, d]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(self.proj.forward(gelu(self.fc.forward(x))))
+        self.dropout.forward(forward_rows(&self.proj, gelu(forward_rows(&self.fc, x))))
     }
 }
