@@ -10,7 +10,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, FloatDType, Tensor};
 use ember_device::BackendName;
 use ember_testing::{assert_close, test_devices};
-use ember_train::kernels::{causal_attention, causal_attention_qkv, layer_norm};
+use ember_train::kernels::{causal_attention, causal_attention_qkv, layer_norm, linear};
 
 const B: usize = 3;
 const H: usize = 2;
@@ -145,6 +145,42 @@ fn layer_norm_matches_burn_forward_and_backward() {
                 for (i, (a, b)) in fused.iter().zip(&plain).enumerate() {
                     let what = ["y", "dx", "dgamma", "dbeta"][i];
                     assert_scaled(a, b, rtol(dtype), &format!("layer norm {what}, {} {dtype:?} bias={}", td.name, bias.is_some()));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn linear_matches_burn_forward_and_backward() {
+    for td in test_devices() {
+        Device::flex().seed(8);
+        // 3·37 rows: the row fold; d_out 50 and 2·10⁶ FLOPs: both the one-thread and the
+        // split gemm paths (the larger shape).
+        for (rows, d_in, d_out) in [(37, 24, 50), (150, 96, 80)] {
+            let x = Tensor::<3>::random([3, rows, d_in], Distribution::Normal(0.0, 1.0), &Device::flex());
+            let w = Tensor::<2>::random([d_out, d_in], Distribution::Normal(0.0, 0.2), &Device::flex());
+            let bias = Tensor::<1>::random([d_out], Distribution::Normal(0.0, 0.2), &Device::flex());
+            let up = Tensor::<3>::random([3, rows, d_out], Distribution::Normal(0.0, 1.0), &Device::flex());
+            for dtype in dtypes(td.name) {
+                let device = td.device.clone().autodiff();
+                // The weight enters transposed (a strided view, as the tied head's table does).
+                let run = |fused: bool| {
+                    let (x, w, b) = (leaf(&x, &device, dtype), leaf(&w, &device, dtype), leaf(&bias, &device, dtype));
+                    let y = if fused {
+                        linear(x.clone(), w.clone().transpose(), Some(b.clone()))
+                    } else {
+                        burn::tensor::module::linear(x.clone(), w.clone().transpose(), Some(b.clone()))
+                    };
+                    let grads = (y.clone() * Tensor::<3>::from_data(up.to_data(), &device).cast(dtype)).sum().backward();
+                    let gw = w.grad(&grads).unwrap().reshape([1, d_out, d_in]);
+                    let gb = b.grad(&grads).unwrap().reshape([1, 1, d_out]);
+                    [host(y), host(x.grad(&grads).unwrap()), host(gw), host(gb)]
+                };
+                let (fused, plain) = (run(true), run(false));
+                for (i, (a, b)) in fused.iter().zip(&plain).enumerate() {
+                    let what = ["y", "dx", "dw", "db"][i];
+                    assert_scaled(a, b, rtol(dtype), &format!("linear {what} {rows}x{d_in}x{d_out}, {} {dtype:?}", td.name));
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! | op | forward | backward | kept for backward |
 //! | --- | --- | --- | --- |
 //! | [`causal_attention`], [`causal_attention_qkv`] | `softmax(q kᵀ/√d_h + bias + causal) v`, heads merged | `dq, dk, dv` | the probabilities `P` |
+//! | [`linear`] | `x W (+ b)` over all rows | `dx = dy Wᵀ, dW = xᵀ dy` | `x`, `W` |
 //! | [`gelu`] | `x·Φ(x)` (exact, `erf`) | `dx = dy ⊙ gelu'(x)` | `gelu'(x)` |
 //! | [`layer_norm`] | `γ ⊙ (x − μ)/√(σ² + ε)` over the last dim | `dx, dγ` | nothing beyond `x`, `γ` |
 //!
@@ -25,6 +26,7 @@ mod attention;
 mod gelu;
 mod host;
 mod layer_norm;
+mod linear;
 
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::{Flex, FlexTensor};
@@ -128,6 +130,22 @@ pub trait EmberKernels: Backend {
         Self::attention_qkv_forward(qkv, heads, bias).0
     }
 
+    /// Linear layer without bias, forward: rows `x [N, d_in]`, weight `w [d_in, d_out]` (any
+    /// strides, e.g. a tied table's transpose) → `x·w`, `[N, d_out]`.
+    fn linear_forward(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        linear::compose_forward::<Self>(x, w)
+    }
+
+    /// Its backward: `x`, `w` and `dy [N, d_out]` → `(dx = dy·wᵀ [N, d_in], dw = xᵀ·dy [d_in, d_out])`.
+    fn linear_backward(x: FloatTensor<Self>, w: FloatTensor<Self>, dy: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        linear::compose_backward::<Self>(x, w, dy)
+    }
+
+    /// Linear layer without bias as one differentiable op (gradients to `x` and `w`).
+    fn matmul_rows(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::linear_forward(x, w)
+    }
+
     /// LayerNorm without bias, forward: `x [.., d]` (hidden states), `gamma [d]` →
     /// `γ ⊙ (x − μ)/√(σ² + ε)`, same shape as `x` (μ, σ² over the last dimension, biased σ²).
     fn layer_norm_forward(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
@@ -181,6 +199,15 @@ impl EmberKernels for NdArray {
         host::ndarray(Flex::attention_qkv_backward(host::flex(qkv), host::flex(probs), host::flex(dctx), heads))
     }
 
+    fn linear_forward(x: NdTensor, w: NdTensor) -> NdTensor {
+        host::ndarray(Flex::linear_forward(host::flex(x), host::flex(w)))
+    }
+
+    fn linear_backward(x: NdTensor, w: NdTensor, dy: NdTensor) -> (NdTensor, NdTensor) {
+        let (dx, dw) = Flex::linear_backward(host::flex(x), host::flex(w), host::flex(dy));
+        (host::ndarray(dx), host::ndarray(dw))
+    }
+
     fn layer_norm_forward(x: NdTensor, gamma: NdTensor, epsilon: f64) -> NdTensor {
         host::ndarray(Flex::layer_norm_forward(host::flex(x), host::flex(gamma), epsilon))
     }
@@ -215,6 +242,14 @@ impl EmberKernels for Flex {
         attention::flex_qkv_backward(qkv, probs, dctx, heads)
     }
 
+    fn linear_forward(x: FlexTensor, w: FlexTensor) -> FlexTensor {
+        linear::flex_forward(x, w)
+    }
+
+    fn linear_backward(x: FlexTensor, w: FlexTensor, dy: FlexTensor) -> (FlexTensor, FlexTensor) {
+        linear::flex_backward(x, w, dy)
+    }
+
     fn layer_norm_forward(x: FlexTensor, gamma: FlexTensor, epsilon: f64) -> FlexTensor {
         layer_norm::flex_forward(x, gamma, epsilon)
     }
@@ -244,6 +279,10 @@ impl<B: Backend + EmberKernels, C: CheckpointStrategy> EmberKernels for Autodiff
 
     fn fused_layer_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
         layer_norm::autodiff::<B, C>(x, gamma, epsilon)
+    }
+
+    fn matmul_rows(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        linear::autodiff::<B, C>(x, w)
     }
 
     fn exact_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -309,4 +348,23 @@ pub fn layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Option<T
 /// pre-activations `x` (any shape, e.g. `[B, T, r·d]`) → `gelu(x)`, same shape.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<burn::backend::Dispatch as EmberKernels>::exact_gelu(x.into_dispatch()))
+}
+
+/// A linear layer as one op with its own backward (see [`EmberKernels::matmul_rows`]):
+/// hidden states `x [B, T, d_in]`, weight `w [d_in, d_out]` (any layout, e.g. the tied
+/// table's transpose), optional bias `[d_out]` (a broadcast add after) → `[B, T, d_out]`,
+/// computed as one `[B·T, d_in] × [d_in, d_out]` product.
+pub fn linear<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<D> {
+    let dims = x.dims();
+    let [d_in, d_out] = w.dims();
+    assert!(dims[D - 1] == d_in, "linear: x {dims:?} with weight {:?}", w.dims());
+    let rows = dims[..D - 1].iter().product();
+    let y = <burn::backend::Dispatch as EmberKernels>::matmul_rows(x.reshape([rows, d_in]).into_dispatch(), w.into_dispatch());
+    let mut out = dims;
+    out[D - 1] = d_out;
+    let y = Tensor::<2>::from_dispatch(y).reshape(out);
+    match bias {
+        Some(b) => y + b.unsqueeze(),
+        None => y,
+    }
 }

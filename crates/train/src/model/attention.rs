@@ -36,10 +36,10 @@ pub struct AttentionConfig {
     pub proj_std: f64,
 }
 
-/// `layer` applied to hidden states `x [B, T, d_in]` → `[B, T, d_out]`, as one matrix product
-/// over all `B·T` rows (see [`ember_embed::linear_rows`]).
+/// `layer` applied to hidden states `x [B, T, d_in]` → `[B, T, d_out]`: one op with its own
+/// backward, one matrix product over all `B·T` rows ([`crate::kernels::linear`]).
 pub(crate) fn forward_rows(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
-    ember_embed::linear_rows(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
+    crate::kernels::linear(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
 }
 
 /// A `[d_in, d_out]` linear layer with `N(0, std)` weights and zero bias.
