@@ -21,7 +21,7 @@ use burn::backend::{Autodiff, Backend, TensorMetadata};
 use burn::tensor::{DType, Shape, Slice, TensorData};
 use rayon::prelude::*;
 
-use super::host::{mm, HostFloat, OutPtr, View};
+use super::host::{contiguous, max, mm, simd, sum, HostFloat, OutPtr, View};
 use super::{EmberKernels, ScoreBias};
 
 /// Flex: the host kernel for f32/f64, the composition otherwise.
@@ -72,7 +72,7 @@ pub(super) fn flex_qkv_backward(qkv: FlexTensor, probs: FlexTensor, dctx: FlexTe
         let ptrs = [0, d, 2 * d].map(|off| OutPtr(unsafe { base.add(off) }));
         let out = GradOut { ptrs, strides: [t * d3, d / heads, d3] };
         let views = [0, 1, 2].map(|part| View::part(qkv, heads, part));
-        backward_views(dims, views, View::of(probs, None), View::of(dctx, Some(heads)), &out);
+        backward_views(dims, views, &contiguous::<T>(probs), View::of(dctx, Some(heads)), &out);
         // SAFETY: the three blocks of every (b, h) cover all n elements.
         unsafe { buf.set_len(n) };
         FlexTensor::from_data(TensorData::new(buf, [b, t, d3]))
@@ -250,7 +250,7 @@ fn host_backward<T: HostFloat>(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, p
     let n = b * h * t * dh;
     let mut bufs = [Vec::<T>::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)];
     let out = GradOut { ptrs: bufs.each_mut().map(|b| OutPtr(b.as_mut_ptr())), strides: [h * t * dh, t * dh, dh] };
-    backward_views(dims, [qv, kv, vv], View::of(probs, None), View::of(dctx, Some(h)), &out);
+    backward_views(dims, [qv, kv, vv], &contiguous::<T>(probs), View::of(dctx, Some(h)), &out);
     let [dq, dk, dv] = bufs.map(|mut buf| {
         // SAFETY: `backward_views` wrote all `n` elements (every (b, h) block, in full).
         unsafe { buf.set_len(n) };
@@ -277,27 +277,27 @@ fn forward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], qv: View<T>, kv: View<
             mm(t, t, dh, (p, t as isize, 1), false, qv.matrix(bi, hi), (kp, kcs, krs), scale);
             std::slice::from_raw_parts_mut(p, t * t)
         };
-        for i in 0..t {
-            let row = &mut p[i * t..(i + 1) * t];
-            if let Some(bv) = &bv {
-                let (bp, brs, bcs) = bv.matrix(bi, hi);
-                for (j, s) in row.iter_mut().enumerate().take(i + 1) {
-                    // SAFETY: (i, j) is inside the bias matrix.
-                    *s = s.add(unsafe { *bp.offset(i as isize * brs + j as isize * bcs) });
+        simd(|| {
+            for i in 0..t {
+                let (row, masked) = p[i * t..(i + 1) * t].split_at_mut(i + 1);
+                if let Some(bv) = &bv {
+                    let (bp, brs, bcs) = bv.matrix(bi, hi);
+                    for (j, s) in row.iter_mut().enumerate() {
+                        // SAFETY: (i, j) is inside the bias matrix.
+                        *s = s.add(unsafe { *bp.offset(i as isize * brs + j as isize * bcs) });
+                    }
                 }
+                let m = max(row);
+                for s in row.iter_mut() {
+                    *s = s.sub(m).exp_nonpositive();
+                }
+                let inv = T::ONE.div(sum(row));
+                for s in row.iter_mut() {
+                    *s = s.mul(inv);
+                }
+                masked.fill(T::ZERO);
             }
-            let max = row[..=i].iter().fold(T::NEG_INFINITY, |m, &s| m.max(s));
-            let mut sum = T::ZERO;
-            for s in &mut row[..=i] {
-                *s = s.sub(max).exp();
-                sum = sum.add(*s);
-            }
-            let inv = T::ONE.div(sum);
-            for s in &mut row[..=i] {
-                *s = s.mul(inv);
-            }
-            row[i + 1..].fill(T::ZERO);
-        }
+        });
         // SAFETY: this task's O block of ctx: rows (bi, ·), columns hi·dh..(hi+1)·dh.
         unsafe {
             let o = out.0.add(bi * t * h * dh + hi * dh);
@@ -313,7 +313,8 @@ fn forward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], qv: View<T>, kv: View<
 }
 
 /// The backward on views, writing `dq, dk, dv` where `out` says (every element of each).
-fn backward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], [qv, kv, vv]: [View<T>; 3], pv: View<T>, dov: View<T>, out: &GradOut<T>) {
+/// `probs`: the forward's `[B, H, T, T]`, row-major.
+fn backward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], [qv, kv, vv]: [View<T>; 3], probs: &[T], dov: View<T>, out: &GradOut<T>) {
     let scale = T::from_f64(1.0 / (dh as f64).sqrt());
     (0..b * h).into_par_iter().for_each(|bh| {
         let (bi, hi) = (bh / h, bh % h);
@@ -324,7 +325,7 @@ fn backward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], [qv, kv, vv]: [View<T
         };
         let row = out.strides[2] as isize;
         let (dq, dk, dv) = (at(0), at(1), at(2));
-        let (pp, prs, pcs) = pv.matrix(bi, hi);
+        let (pp, prs, pcs) = (probs[bh * t * t..].as_ptr(), t as isize, 1);
         let (op, ors, ocs) = dov.matrix(bi, hi);
         let (vp, vrs, vcs) = vv.matrix(bi, hi);
         let (kp, krs, kcs) = kv.matrix(bi, hi);
@@ -336,17 +337,21 @@ fn backward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], [qv, kv, vv]: [View<T
             mm(t, dh, t, (dv, row, 1), false, (pp, pcs, prs), (op, ors, ocs), T::ONE);
             // dP = dO Vᵀ
             mm(t, t, dh, (ds.as_mut_ptr(), t as isize, 1), false, (op, ors, ocs), (vp, vcs, vrs), T::ONE);
-            for i in 0..t {
-                let d = &mut ds[i * t..(i + 1) * t];
-                let p = |j: usize| *pp.offset(i as isize * prs + j as isize * pcs);
-                let mut dot = T::ZERO;
-                for (j, &dp) in d.iter().enumerate().take(i + 1) {
-                    dot = dot.add(p(j).mul(dp));
+            simd(|| {
+                for i in 0..t {
+                    // dS_ij = s·P_ij (dP_ij − Σ_k P_ik dP_ik), zero above the diagonal.
+                    let (d, masked) = ds[i * t..(i + 1) * t].split_at_mut(i + 1);
+                    let p = &probs[bh * t * t + i * t..][..i + 1];
+                    for (d, &p) in d.iter_mut().zip(p) {
+                        *d = p.mul(*d);
+                    }
+                    let dot = sum(d);
+                    for (d, &p) in d.iter_mut().zip(p) {
+                        *d = d.sub(p.mul(dot)).mul(scale);
+                    }
+                    masked.fill(T::ZERO);
                 }
-                for (j, dp) in d.iter_mut().enumerate() {
-                    *dp = if j <= i { p(j).mul(dp.sub(dot)).mul(scale) } else { T::ZERO };
-                }
-            }
+            });
             // dQ = s·dS K,  dK = s·dSᵀ Q (the scale is folded into dS)
             mm(t, dh, t, (dq, row, 1), false, (ds.as_ptr(), t as isize, 1), (kp, krs, kcs), T::ONE);
             mm(t, dh, t, (dk, row, 1), false, (ds.as_ptr(), 1, t as isize), (qp, qrs, qcs), T::ONE);

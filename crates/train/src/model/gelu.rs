@@ -99,7 +99,7 @@ fn gelu_one(x: f32) -> (f32, f32) {
 /// `e^{−a}` for `a ≥ 0` (relative error ≈ 2·10⁻⁷; 0 below `e^{−87}`), branch-free:
 /// `−a = k·ln2 + r`, `|r| ≤ ln2/2`, `e^{−a} = 2^k · p(r)` with a degree-6 Taylor `p`.
 #[inline(always)]
-fn exp_neg(a: f32) -> f32 {
+pub(crate) fn exp_neg(a: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
