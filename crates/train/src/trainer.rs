@@ -12,13 +12,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use ember_embed::loss::cross_entropy;
 use serde::Serialize;
 
 use crate::config::{Config, TrainConfig};
 use crate::dataset::{Batches, Dataset, Split, Stream};
+use crate::kernels::FusedAdamW;
 use crate::metrics::MetricsLog;
 use crate::model::TinyLm;
 use crate::run::{checkpoint, Checkpoint, RunDir, TrainState};
@@ -78,16 +79,12 @@ pub fn clip_global_norm<M: Module>(grads: GradientsParams, model: &M, max_norm: 
     scale.grads
 }
 
-/// AdamW (β from the config, ε = 1e-8) without built-in decay: decay is applied by
-/// [`decay_matrices`] so that, as in nanoGPT, only parameters with 2+ dimensions (matrices,
-/// tables) decay and the 1-D ones (norm gains, biases) do not.
+/// AdamW (β and λ from the config, ε = 1e-8) as one fused update per parameter
+/// ([`FusedAdamW`]); as in nanoGPT, only parameters with 2+ dimensions (matrices, tables)
+/// decay and the 1-D ones (norm gains, biases) do not — the same update as
+/// [`decay_matrices`] followed by Burn's AdamW without decay (tested).
 pub fn optimizer(tc: &TrainConfig) -> ModuleOptimizer {
-    AdamWConfig::new()
-        .with_beta_1(tc.betas[0] as f32)
-        .with_beta_2(tc.betas[1] as f32)
-        .with_epsilon(1e-8)
-        .with_weight_decay(0.0)
-        .init()
+    ModuleOptimizer::from(FusedAdamW { betas: tc.betas, epsilon: 1e-8, weight_decay: tc.weight_decay })
 }
 
 /// Decoupled weight decay `θ ← (1 − lr·λ)·θ` on every parameter with 2+ dimensions. Applied
@@ -112,13 +109,11 @@ pub fn decay_matrices<M: Module>(model: M, factor: f64) -> M {
 
 /// One parameter update from `grads` at learning rate `lr`: global-norm clipping
 /// (`train.grad_clip` > 0), matrix weight decay (`train.weight_decay` > 0), the AdamW step.
-pub fn apply_update(mut model: TinyLm, optim: &mut ModuleOptimizer, mut grads: GradientsParams, lr: f64, tc: &TrainConfig) -> TinyLm {
+pub fn apply_update(model: TinyLm, optim: &mut ModuleOptimizer, mut grads: GradientsParams, lr: f64, tc: &TrainConfig) -> TinyLm {
     if tc.grad_clip > 0.0 {
         grads = clip_global_norm(grads, &model, tc.grad_clip);
     }
-    if tc.weight_decay > 0.0 {
-        model = decay_matrices(model, 1.0 - lr * tc.weight_decay);
-    }
+    // The matrix weight decay is part of the fused AdamW step (see [`optimizer`]).
     optim.step(lr, model, grads)
 }
 

@@ -186,3 +186,31 @@ fn linear_matches_burn_forward_and_backward() {
         }
     }
 }
+
+#[test]
+fn fused_adamw_equals_matrix_decay_then_burns_adamw() {
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+    use ember_train::kernels::FusedAdamW;
+    use ember_train::trainer::decay_matrices;
+    let (lr, wd, betas) = (0.05, 0.3, [0.9, 0.99]);
+    for td in test_devices() {
+        let device = td.device.clone().autodiff();
+        device.seed(4);
+        let start = LinearConfig::new(40, 30).init(&device); // 1200 + 30 parameters
+        let x = Tensor::<2>::random([7, 40], Distribution::Normal(0.0, 1.0), &device);
+        let grads = |m: &Linear| GradientsParams::from_grads(m.forward(x.clone()).powi_scalar(3).sum().backward(), m);
+        let mut fused: ModuleOptimizer = ModuleOptimizer::from(FusedAdamW { betas, epsilon: 1e-8, weight_decay: wd });
+        let mut burn = AdamWConfig::new().with_beta_1(betas[0] as f32).with_beta_2(betas[1] as f32).with_epsilon(1e-8).with_weight_decay(0.0).init();
+        let (mut a, mut b) = (start.clone(), start);
+        // Three steps: the first (no state) and two with moments and bias corrections.
+        for step in 0..3 {
+            a = fused.step(lr, a.clone(), grads(&a));
+            b = burn.step(lr, decay_matrices(b.clone(), 1.0 - lr * wd), grads(&b));
+            let what = format!("{} step {step}", td.name);
+            assert_scaled(&host(a.weight.val().unsqueeze::<3>()), &host(b.weight.val().unsqueeze::<3>()), 1e-5, &format!("weight, {what}"));
+            let bias = |m: &Linear| host(m.bias.as_ref().unwrap().val().unsqueeze::<3>());
+            assert_scaled(&bias(&a), &bias(&b), 1e-5, &format!("bias (not decayed), {what}"));
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! | --- | --- | --- | --- |
 //! | [`causal_attention`], [`causal_attention_qkv`] | `softmax(q kᵀ/√d_h + bias + causal) v`, heads merged | `dq, dk, dv` | the probabilities `P` |
 //! | [`linear`] | `x W (+ b)` over all rows | `dx = dy Wᵀ, dW = xᵀ dy` | `x`, `W` |
+//! | [`FusedAdamW`] | AdamW's update + matrix decay, one pass per parameter | — | — |
 //! | [`gelu`] | `x·Φ(x)` (exact, `erf`) | `dx = dy ⊙ gelu'(x)` | `gelu'(x)` |
 //! | [`layer_norm`] | `γ ⊙ (x − μ)/√(σ² + ε)` over the last dim | `dx, dγ` | nothing beyond `x`, `γ` |
 //!
@@ -22,6 +23,7 @@
 // burn-ndarray is deprecated in Burn 0.22 but stays a selectable backend here.
 #![allow(deprecated)]
 
+mod adamw;
 mod attention;
 mod gelu;
 mod host;
@@ -34,6 +36,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::ndarray::NdArrayTensor as NdTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Cube, ExtensionType, NdArray};
 use burn::tensor::Tensor;
+
+pub use adamw::{AdamWScalars, FusedAdamW};
 
 /// An optional constant score bias for [`EmberKernels::attention_forward`] (ALiBi's
 /// `[1, H, T, T]`, or any `[1 or B, H, T, T]`).
@@ -146,6 +150,12 @@ pub trait EmberKernels: Backend {
         Self::linear_forward(x, w)
     }
 
+    /// One AdamW update (see [`FusedAdamW`]): parameter `theta`, its gradient `g` and the
+    /// moments `m`, `v` (all one shape) → `(θ', m', v')`.
+    fn adamw_update(theta: FloatTensor<Self>, g: FloatTensor<Self>, m: FloatTensor<Self>, v: FloatTensor<Self>, scalars: AdamWScalars) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        adamw::compose::<Self>(theta, g, m, v, scalars)
+    }
+
     /// LayerNorm without bias, forward: `x [.., d]` (hidden states), `gamma [d]` →
     /// `γ ⊙ (x − μ)/√(σ² + ε)`, same shape as `x` (μ, σ² over the last dimension, biased σ²).
     fn layer_norm_forward(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
@@ -208,6 +218,11 @@ impl EmberKernels for NdArray {
         (host::ndarray(dx), host::ndarray(dw))
     }
 
+    fn adamw_update(theta: NdTensor, g: NdTensor, m: NdTensor, v: NdTensor, scalars: AdamWScalars) -> (NdTensor, NdTensor, NdTensor) {
+        let (theta, m, v) = Flex::adamw_update(host::flex(theta), host::flex(g), host::flex(m), host::flex(v), scalars);
+        (host::ndarray(theta), host::ndarray(m), host::ndarray(v))
+    }
+
     fn layer_norm_forward(x: NdTensor, gamma: NdTensor, epsilon: f64) -> NdTensor {
         host::ndarray(Flex::layer_norm_forward(host::flex(x), host::flex(gamma), epsilon))
     }
@@ -248,6 +263,10 @@ impl EmberKernels for Flex {
 
     fn linear_backward(x: FlexTensor, w: FlexTensor, dy: FlexTensor) -> (FlexTensor, FlexTensor) {
         linear::flex_backward(x, w, dy)
+    }
+
+    fn adamw_update(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTensor, scalars: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
+        adamw::flex(theta, g, m, v, scalars)
     }
 
     fn layer_norm_forward(x: FlexTensor, gamma: FlexTensor, epsilon: f64) -> FlexTensor {

@@ -1,0 +1,138 @@
+//! AdamW's parameter update as one op: `(θ, g, m, v)` → `(θ', m', v')` in one pass over the
+//! four tensors instead of Burn's dozen element-wise ops per parameter (each a pass over
+//! memory and an allocation), with the decoupled weight decay folded in:
+//!
+//! ```text
+//! m' = β₁m + (1 − β₁)g,   v' = β₂v + (1 − β₂)g²,
+//! θ' = θ·(1 − decay) − lr · (m'/c₁) / (√(v'/c₂) + ε),   c_i = 1 − β_iᵗ
+//! ```
+//!
+//! (Loshchilov & Hutter's AdamW as Burn and PyTorch implement it; the first step is the
+//! general one with `m = v = 0`.) [`FusedAdamW`] is a `burn::optim::Optimizer` whose state is
+//! Burn's own `AdamWState`, so checkpoints written with Burn's AdamW load unchanged.
+
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, TensorMetadata};
+use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use rayon::prelude::*;
+
+use super::host::{contiguous, simd, HostFloat};
+use super::EmberKernels;
+
+/// The scalars of one update (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamWScalars {
+    /// Learning rate.
+    pub lr: f64,
+    /// `β₁`, `β₂`.
+    pub betas: [f64; 2],
+    /// `ε`.
+    pub epsilon: f64,
+    /// The decay factor's complement, `lr·λ` (0 for no decay).
+    pub decay: f64,
+    /// The step number `t ≥ 1` (bias corrections).
+    pub time: usize,
+}
+
+impl AdamWScalars {
+    /// `(1 − β₁ᵗ, 1 − β₂ᵗ)`.
+    fn corrections(&self) -> (f64, f64) {
+        let t = self.time as i32;
+        (1.0 - self.betas[0].powi(t), 1.0 - self.betas[1].powi(t))
+    }
+}
+
+/// The update by Burn's element-wise ops.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn compose<B: Backend>(theta: FloatTensor<B>, g: FloatTensor<B>, m: FloatTensor<B>, v: FloatTensor<B>, s: AdamWScalars) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let [b1, b2] = s.betas;
+    let (c1, c2) = s.corrections();
+    let m = B::float_add(B::float_mul_scalar(m, b1.into()), B::float_mul_scalar(g.clone(), (1.0 - b1).into()));
+    let v = B::float_add(B::float_mul_scalar(v, b2.into()), B::float_mul_scalar(B::float_mul(g.clone(), g), (1.0 - b2).into()));
+    let denom = B::float_add_scalar(B::float_sqrt(B::float_div_scalar(v.clone(), c2.into())), s.epsilon.into());
+    let delta = B::float_div(B::float_div_scalar(m.clone(), c1.into()), denom);
+    let theta = B::float_sub(B::float_mul_scalar(theta, (1.0 - s.decay).into()), B::float_mul_scalar(delta, s.lr.into()));
+    (theta, m, v)
+}
+
+/// Elements per rayon task.
+const CHUNK: usize = 1 << 14;
+
+/// Flex: one pass on the host for f32/f64, the composition otherwise.
+pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTensor, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
+    fn run<T: HostFloat>(theta: &FlexTensor, g: &FlexTensor, m: &FlexTensor, v: &FlexTensor, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = theta.shape();
+        let (theta, g, m, v) = (contiguous::<T>(theta), contiguous::<T>(g), contiguous::<T>(m), contiguous::<T>(v));
+        let n = theta.len();
+        let (c1, c2) = s.corrections();
+        let f = T::from_f64;
+        let (b1, b2, nb1, nb2) = (f(s.betas[0]), f(s.betas[1]), f(1.0 - s.betas[0]), f(1.0 - s.betas[1]));
+        let (inv_c1, inv_c2, eps, lr, keep) = (f(1.0 / c1), f(1.0 / c2), f(s.epsilon), f(s.lr), f(1.0 - s.decay));
+        let (mut theta2, mut m2, mut v2) = (vec![T::ZERO; n], vec![T::ZERO; n], vec![T::ZERO; n]);
+        theta2
+            .par_chunks_mut(CHUNK)
+            .zip(m2.par_chunks_mut(CHUNK))
+            .zip(v2.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, ((to, mo), vo))| {
+                let r = c * CHUNK..(c * CHUNK + to.len());
+                let (th, g, m, v) = (&theta[r.clone()], &g[r.clone()], &m[r.clone()], &v[r]);
+                simd(|| {
+                    for i in 0..to.len() {
+                        let gi = g[i];
+                        let mi = b1.mul(m[i]).add(nb1.mul(gi));
+                        let vi = b2.mul(v[i]).add(nb2.mul(gi.mul(gi)));
+                        let delta = mi.mul(inv_c1).div(vi.mul(inv_c2).sqrt().add(eps));
+                        to[i] = th[i].mul(keep).sub(lr.mul(delta));
+                        mo[i] = mi;
+                        vo[i] = vi;
+                    }
+                })
+            });
+        let t = |x: Vec<T>| FlexTensor::from_data(TensorData::new(x, shape.clone()));
+        (t(theta2), t(m2), t(v2))
+    }
+    match theta.dtype() {
+        DType::F32 => run::<f32>(&theta, &g, &m, &v, s),
+        DType::F64 => run::<f64>(&theta, &g, &m, &v, s),
+        _ => compose::<Flex>(theta, g, m, v, s),
+    }
+}
+
+/// AdamW with the update fused (module docs) and the weight decay applied to parameters
+/// with 2+ dimensions only (matrices and tables, as nanoGPT does; vectors such as norm
+/// gains are not decayed).
+#[derive(Clone, Debug)]
+pub struct FusedAdamW {
+    /// `β₁`, `β₂`.
+    pub betas: [f64; 2],
+    /// `ε`.
+    pub epsilon: f64,
+    /// Decoupled weight decay `λ` (per unit learning rate) of matrices.
+    pub weight_decay: f64,
+}
+
+impl Optimizer for FusedAdamW {
+    type State<const D: usize> = AdamWState<D>;
+
+    fn step<const D: usize>(&self, lr: LearningRate, tensor: Tensor<D>, grad: Tensor<D>, state: Option<Self::State<D>>) -> (Tensor<D>, Option<Self::State<D>>) {
+        let (m, v, time) = match state {
+            Some(s) => (s.momentum.moment_1, s.momentum.moment_2, s.momentum.time + 1),
+            None => (grad.zeros_like(), grad.zeros_like(), 1),
+        };
+        let decay = if D >= 2 { lr * self.weight_decay } else { 0.0 };
+        let scalars = AdamWScalars { lr, betas: self.betas, epsilon: self.epsilon, decay, time };
+        let (theta, m, v) = <burn::backend::Dispatch as EmberKernels>::adamw_update(tensor.into_dispatch(), grad.into_dispatch(), m.into_dispatch(), v.into_dispatch(), scalars);
+        let momentum = AdaptiveMomentumState::new(time, Tensor::from_dispatch(m), Tensor::from_dispatch(v));
+        (Tensor::from_dispatch(theta), Some(AdamWState { momentum }))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        let m = state.momentum;
+        let mut momentum = AdaptiveMomentumState::new(m.time, m.moment_1.to_device(device), m.moment_2.to_device(device));
+        momentum.max_moment_2 = m.max_moment_2.map(|t| t.to_device(device));
+        AdamWState { momentum }
+    }
+}
