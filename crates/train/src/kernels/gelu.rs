@@ -14,7 +14,7 @@ use burn::tensor::{DType, TensorData};
 
 use super::host::contiguous;
 use super::EmberKernels;
-use crate::model::gelu::gelu_and_derivative;
+use crate::model::gelu::gelu_and_derivative_into;
 
 /// `(gelu(x), gelu'(x))` with Burn's element-wise ops on `x`'s device:
 /// `Φ = ½(1 + erf(x/√2))`, `y = x·Φ`, `y' = Φ + x·e^{−x²/2}/√(2π)`.
@@ -33,8 +33,14 @@ pub(super) fn flex(x: FlexTensor) -> (FlexTensor, FlexTensor) {
     }
     let shape = x.shape();
     let input = contiguous::<f32>(&x);
-    let (mut y, mut dy) = (vec![0.0f32; input.len()], vec![0.0f32; input.len()]);
-    gelu_and_derivative(&input, &mut y, &mut dy);
+    let n = input.len();
+    let (mut y, mut dy) = (Vec::<f32>::with_capacity(n), Vec::<f32>::with_capacity(n));
+    gelu_and_derivative_into(&input, &mut y.spare_capacity_mut()[..n], &mut dy.spare_capacity_mut()[..n]);
+    // SAFETY: `gelu_and_derivative_into` wrote all n elements of both.
+    unsafe {
+        y.set_len(n);
+        dy.set_len(n);
+    }
     (FlexTensor::from_data(TensorData::new(y, shape.clone())), FlexTensor::from_data(TensorData::new(dy, shape)))
 }
 

@@ -25,6 +25,8 @@
 //! derivative of the *tanh approximation* (off by up to 5·10⁻⁴), not of the exact GELU its
 //! forward computes.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// GELU of hidden states `x` (any shape, e.g. `[B, T, r·d]` MLP pre-activations), same shape:
@@ -37,14 +39,25 @@ const CHUNK: usize = 1 << 15;
 
 /// `y[i] = gelu(x[i])`, `dy[i] = gelu'(x[i])` (module docs), in parallel chunks.
 pub fn gelu_and_derivative(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
+    // SAFETY: `[f32]` and `[MaybeUninit<f32>]` have the same layout; only initialised values
+    // are written through the cast slices.
+    let cast = |s: &mut [f32]| unsafe { &mut *(s as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    gelu_and_derivative_into(x, cast(y), cast(dy));
+}
+
+/// The same into uninitialised outputs (every element is written): new tensors need no
+/// zero-fill first.
+pub fn gelu_and_derivative_into(x: &[f32], y: &mut [MaybeUninit<f32>], dy: &mut [MaybeUninit<f32>]) {
     assert!(x.len() == y.len() && x.len() == dy.len(), "gelu: slices of different lengths");
     x.par_chunks(CHUNK).zip(y.par_chunks_mut(CHUNK)).zip(dy.par_chunks_mut(CHUNK)).for_each(|((x, y), dy)| chunk(x, y, dy));
 }
 
+type Out<'a> = &'a mut [MaybeUninit<f32>];
+
 /// One chunk, in the widest vector instructions the CPU has: the same scalar code compiled
 /// for AVX-512 or AVX2 and picked at run time (no fused multiply-adds are formed, so every
 /// path gives the same bits).
-fn chunk(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
+fn chunk(x: &[f32], y: Out, dy: Out) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -61,20 +74,22 @@ fn chunk(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn chunk_avx512(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
+unsafe fn chunk_avx512(x: &[f32], y: Out, dy: Out) {
     chunk_portable(x, y, dy)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn chunk_avx2(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
+unsafe fn chunk_avx2(x: &[f32], y: Out, dy: Out) {
     chunk_portable(x, y, dy)
 }
 
 #[inline(always)]
-fn chunk_portable(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
+fn chunk_portable(x: &[f32], y: Out, dy: Out) {
     for ((&x, y), dy) in x.iter().zip(y.iter_mut()).zip(dy.iter_mut()) {
-        (*y, *dy) = gelu_one(x);
+        let (v, d) = gelu_one(x);
+        y.write(v);
+        dy.write(d);
     }
 }
 
