@@ -38,11 +38,11 @@ fn matrix<T: HostFloat>(t: &FlexTensor) -> (*const T, isize, isize) {
     (unsafe { t.storage::<T>().as_ptr().add(layout.start_offset()) }, s[0], s[1])
 }
 
-/// `lhs [m, k] · rhs [k, n]` (strided) into a new `[m, n]` tensor, written once.
-fn product<T: HostFloat>(m: usize, k: usize, n: usize, lhs: (*const T, isize, isize), rhs: (*const T, isize, isize)) -> FlexTensor {
+/// `lhs [m, k] · rhs [k, n]` (strided) into a new `[m, n]` tensor, written once; split over
+/// the cores when `split` and the product is large enough to pay for it (≈ 2 MFLOP).
+fn product<T: HostFloat>(m: usize, k: usize, n: usize, lhs: (*const T, isize, isize), rhs: (*const T, isize, isize), split: bool) -> FlexTensor {
     let mut out = Vec::<T>::with_capacity(m * n);
-    // Below ≈ 2 MFLOP a product is not worth splitting over threads.
-    let parallelism = if m * n * k >= 1 << 20 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let parallelism = if split && m * n * k >= 1 << 20 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: lhs and rhs address [m, k] and [k, n] matrices inside their tensors; the gemm
     // writes all m·n outputs without reading them (`read_dst = false`).
     unsafe {
@@ -52,11 +52,24 @@ fn product<T: HostFloat>(m: usize, k: usize, n: usize, lhs: (*const T, isize, is
     FlexTensor::from_data(TensorData::new(out, [m, n]))
 }
 
+/// A strided matrix handed to another thread (the tensors outlive the join).
+#[derive(Clone, Copy)]
+struct SendPtr<T>((*const T, isize, isize));
+// SAFETY: only read, while the owning tensors are alive (the `rayon::join` returns first).
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    fn get(&self) -> (*const T, isize, isize) {
+        self.0
+    }
+}
+
 /// Flex forward: the kernel for f32/f64, the composition otherwise.
 pub(super) fn flex_forward(x: FlexTensor, w: FlexTensor) -> FlexTensor {
     fn run<T: HostFloat>(x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
         let ([n, d_in], d_out) = (x.shape().dims::<2>(), w.shape()[1]);
-        product(n, d_in, d_out, matrix::<T>(x), matrix::<T>(w))
+        product(n, d_in, d_out, matrix::<T>(x), matrix::<T>(w), true)
     }
     match x.dtype() {
         DType::F32 => run::<f32>(&x, &w),
@@ -70,9 +83,14 @@ pub(super) fn flex_backward(x: FlexTensor, w: FlexTensor, dy: FlexTensor) -> (Fl
     fn run<T: HostFloat>(x: &FlexTensor, w: &FlexTensor, dy: &FlexTensor) -> (FlexTensor, FlexTensor) {
         let ([n, d_in], d_out) = (x.shape().dims::<2>(), w.shape()[1]);
         let ((xp, xr, xc), (wp, wr, wc), g) = (matrix::<T>(x), matrix::<T>(w), matrix::<T>(dy));
-        let dx = product(n, d_out, d_in, g, (wp, wc, wr)); // dY [n, d_out] · Wᵀ
-        let dw = product(d_in, n, d_out, (xp, xc, xr), g); // Xᵀ [d_in, n] · dY
-        (dx, dw)
+        // The two products are independent and of equal size (2·n·d_in·d_out FLOPs each):
+        // one per thread beats splitting each over the threads in turn.
+        let (x_t, w_t) = (SendPtr((xp, xc, xr)), SendPtr((wp, wc, wr)));
+        let g = SendPtr(g);
+        rayon::join(
+            || product(n, d_out, d_in, g.get(), w_t.get(), false), // dY [n, d_out] · Wᵀ
+            || product(d_in, n, d_out, x_t.get(), g.get(), false), // Xᵀ [d_in, n] · dY
+        )
     }
     match x.dtype() {
         DType::F32 => run::<f32>(&x, &w, &dy),
