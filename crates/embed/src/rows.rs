@@ -6,7 +6,9 @@
 //! that is `B` separate `[T, d_in] × [d_in, d_out]` products, each packing the whole weight
 //! again, and a weight gradient summed over `B` partial products. Folding the rows first
 //! gives one product (packed once, split over the cores) and one `Xᵀ·dY` for the gradient.
-//! The main job's step: 66 → 58 ms with this for every linear (BENCHMARKS.md, session 4).
+//! The main job's step: 66 → 54 ms with this for every linear (BENCHMARKS.md, session 4).
+//! The LM head uses it; the model's own layers use `ember_train::kernels::linear`, the same
+//! fold as one op with its own backward.
 
 use burn::tensor::{module::linear, Tensor};
 
