@@ -79,7 +79,7 @@ pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTenso
             .for_each(|(c, ((to, mo), vo))| {
                 let r = c * CHUNK..(c * CHUNK + to.len());
                 let (th, g, m, v) = (&theta[r.clone()], &g[r.clone()], &m[r.clone()], &v[r]);
-                simd(|| {
+                simd(#[inline(always)] || {
                     for i in 0..to.len() {
                         let gi = g[i];
                         let mi = b1.mul(m[i]).add(nb1.mul(gi));

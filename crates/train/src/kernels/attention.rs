@@ -274,10 +274,10 @@ fn forward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], qv: View<T>, kv: View<
             let p = pout.0.add(bh * t * t);
             // P ← s·Q Kᵀ
             let (kp, krs, kcs) = kv.matrix(bi, hi);
-            mm(t, t, dh, (p, t as isize, 1), false, qv.matrix(bi, hi), (kp, kcs, krs), scale);
+            mm(t, t, dh, (p, t as isize, 1), qv.matrix(bi, hi), (kp, kcs, krs), scale, gemm::Parallelism::None);
             std::slice::from_raw_parts_mut(p, t * t)
         };
-        simd(|| {
+        simd(#[inline(always)] || {
             for i in 0..t {
                 let (row, masked) = p[i * t..(i + 1) * t].split_at_mut(i + 1);
                 if let Some(bv) = &bv {
@@ -301,7 +301,7 @@ fn forward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], qv: View<T>, kv: View<
         // SAFETY: this task's O block of ctx: rows (bi, ·), columns hi·dh..(hi+1)·dh.
         unsafe {
             let o = out.0.add(bi * t * h * dh + hi * dh);
-            mm(t, dh, t, (o, (h * dh) as isize, 1), false, (p.as_ptr(), t as isize, 1), vv.matrix(bi, hi), T::ONE);
+            mm(t, dh, t, (o, (h * dh) as isize, 1), (p.as_ptr(), t as isize, 1), vv.matrix(bi, hi), T::ONE, gemm::Parallelism::None);
         }
     });
     // SAFETY: the loop wrote every element of both (all (b, h) blocks, each in full).
@@ -334,10 +334,10 @@ fn backward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], [qv, kv, vv]: [View<T
         // SAFETY: every matrix lies inside its tensor, this task's output blocks or `ds`.
         unsafe {
             // dV = Pᵀ dO
-            mm(t, dh, t, (dv, row, 1), false, (pp, pcs, prs), (op, ors, ocs), T::ONE);
+            mm(t, dh, t, (dv, row, 1), (pp, pcs, prs), (op, ors, ocs), T::ONE, gemm::Parallelism::None);
             // dP = dO Vᵀ
-            mm(t, t, dh, (ds.as_mut_ptr(), t as isize, 1), false, (op, ors, ocs), (vp, vcs, vrs), T::ONE);
-            simd(|| {
+            mm(t, t, dh, (ds.as_mut_ptr(), t as isize, 1), (op, ors, ocs), (vp, vcs, vrs), T::ONE, gemm::Parallelism::None);
+            simd(#[inline(always)] || {
                 for i in 0..t {
                     // dS_ij = s·P_ij (dP_ij − Σ_k P_ik dP_ik), zero above the diagonal.
                     let (d, masked) = ds[i * t..(i + 1) * t].split_at_mut(i + 1);
@@ -353,8 +353,8 @@ fn backward_views<T: HostFloat>([b, h, t, dh]: [usize; 4], [qv, kv, vv]: [View<T
                 }
             });
             // dQ = s·dS K,  dK = s·dSᵀ Q (the scale is folded into dS)
-            mm(t, dh, t, (dq, row, 1), false, (ds.as_ptr(), t as isize, 1), (kp, krs, kcs), T::ONE);
-            mm(t, dh, t, (dk, row, 1), false, (ds.as_ptr(), 1, t as isize), (qp, qrs, qcs), T::ONE);
+            mm(t, dh, t, (dq, row, 1), (ds.as_ptr(), t as isize, 1), (kp, krs, kcs), T::ONE, gemm::Parallelism::None);
+            mm(t, dh, t, (dk, row, 1), (ds.as_ptr(), 1, t as isize), (qp, qrs, qcs), T::ONE, gemm::Parallelism::None);
         }
     });
 }

@@ -135,18 +135,18 @@ pub(super) struct OutPtr<T>(pub(super) *mut T);
 unsafe impl<T> Send for OutPtr<T> {}
 unsafe impl<T> Sync for OutPtr<T> {}
 
-/// `dst[m×n] = alpha·dst + beta·lhs[m×k]·rhs[k×n]` on strided matrices (`(ptr, row stride,
-/// column stride)`), one thread (the caller parallelises over heads).
+/// `dst[m×n] = beta·lhs[m×k]·rhs[k×n]` on strided matrices (`(ptr, row stride, column
+/// stride)`); `dst` is written without being read, so it may be uninitialised.
+/// `Parallelism::None` when the caller already parallelises (over heads, or two products
+/// side by side).
 ///
 /// # Safety
 /// The pointers must address matrices of the given shapes and strides.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn mm<T: HostFloat>(m: usize, n: usize, k: usize, dst: (*mut T, isize, isize), accumulate: bool, lhs: (*const T, isize, isize), rhs: (*const T, isize, isize), beta: T) {
+pub(super) unsafe fn mm<T: HostFloat>(m: usize, n: usize, k: usize, dst: (*mut T, isize, isize), lhs: (*const T, isize, isize), rhs: (*const T, isize, isize), beta: T, parallelism: gemm::Parallelism) {
     unsafe {
-        gemm::gemm(m, n, k, dst.0, dst.2, dst.1, accumulate, lhs.0, lhs.2, lhs.1, rhs.0, rhs.2, rhs.1, T::ONE, beta, false, false, false, gemm::Parallelism::None);
+        gemm::gemm(m, n, k, dst.0, dst.2, dst.1, false, lhs.0, lhs.2, lhs.1, rhs.0, rhs.2, rhs.1, T::ZERO, beta, false, false, false, parallelism);
     }
 }
-
 
 /// The elements of `tensor` in row-major order: borrowed when it is contiguous, copied
 /// otherwise.
@@ -179,8 +179,12 @@ pub(super) fn ndarray(tensor: FlexTensor) -> NdArrayTensor {
 /// checked at run time): `f` is inlined into a `#[target_feature]` function, so its loops
 /// vectorise for that width. No fused multiply-adds are formed, so every path gives the
 /// same bits.
+///
+/// Mark the closure `#[inline(always)]` (`simd(#[inline(always)] || …)`): otherwise it stays a
+/// function of its own, compiled without the features, and the wrapper only calls it (SSE
+/// code; checked in the disassembly).
 #[inline(always)]
-pub(super) fn simd<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {

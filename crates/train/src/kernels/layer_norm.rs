@@ -125,7 +125,7 @@ fn host_forward<T: HostFloat>(x: &FlexTensor, gamma: &FlexTensor, epsilon: f64) 
     let d = gamma.len();
     let mut y = vec![T::ZERO; x.len()];
     y.par_chunks_mut(ROWS * d).zip(x.par_chunks(ROWS * d)).for_each(|(y, x)| {
-        simd(|| {
+        simd(#[inline(always)] || {
             for (y, x) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
                 let (mean, rstd) = stats(x, y, epsilon);
                 for ((y, &x), &g) in y.iter_mut().zip(x).zip(gamma.iter()) {
@@ -149,7 +149,7 @@ fn host_backward<T: HostFloat>(x: &FlexTensor, gamma: &FlexTensor, dy: &FlexTens
         .zip(x.par_chunks(ROWS * d))
         .zip(dy.par_chunks(ROWS * d))
         .map(|((dx, x), dy)| {
-            simd(|| {
+            simd(#[inline(always)] || {
                 let mut dgamma = vec![T::ZERO; d];
                 let (mut x_hat, mut g, mut gx) = (vec![T::ZERO; d], vec![T::ZERO; d], vec![T::ZERO; d]);
                 for ((dx, x), dy) in dx.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(dy.chunks_exact(d)) {

@@ -15,7 +15,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, TensorMetadata};
 use burn::tensor::{DType, TensorData};
 
-use super::host::HostFloat;
+use super::host::{mm, HostFloat};
 use super::EmberKernels;
 
 /// `x [N, d_in] · w [d_in, d_out]` by Burn's matmul.
@@ -46,7 +46,7 @@ fn product<T: HostFloat>(m: usize, k: usize, n: usize, lhs: (*const T, isize, is
     // SAFETY: lhs and rhs address [m, k] and [k, n] matrices inside their tensors; the gemm
     // writes all m·n outputs without reading them (`read_dst = false`).
     unsafe {
-        gemm::gemm(m, n, k, out.as_mut_ptr(), 1, n as isize, false, lhs.0, lhs.2, lhs.1, rhs.0, rhs.2, rhs.1, T::ZERO, T::ONE, false, false, false, parallelism);
+        mm(m, n, k, (out.as_mut_ptr(), n as isize, 1), lhs, rhs, T::ONE, parallelism);
         out.set_len(m * n);
     }
     FlexTensor::from_data(TensorData::new(out, [m, n]))

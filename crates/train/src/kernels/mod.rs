@@ -27,6 +27,8 @@ mod adamw;
 mod attention;
 mod gelu;
 mod host;
+
+pub(crate) use host::simd;
 mod layer_norm;
 mod linear;
 

@@ -54,34 +54,11 @@ pub fn gelu_and_derivative_into(x: &[f32], y: &mut [MaybeUninit<f32>], dy: &mut 
 
 type Out<'a> = &'a mut [MaybeUninit<f32>];
 
-/// One chunk, in the widest vector instructions the CPU has: the same scalar code compiled
-/// for AVX-512 or AVX2 and picked at run time (no fused multiply-adds are formed, so every
-/// path gives the same bits).
+/// One chunk, in the widest vector instructions the CPU has ([`crate::kernels::simd`]: the
+/// same scalar code compiled for AVX-512 or AVX2 and picked at run time; no fused
+/// multiply-adds are formed, so every path gives the same bits).
 fn chunk(x: &[f32], y: Out, dy: Out) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked above).
-            return unsafe { chunk_avx512(x, y, dy) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked above).
-            return unsafe { chunk_avx2(x, y, dy) };
-        }
-    }
-    chunk_portable(x, y, dy)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn chunk_avx512(x: &[f32], y: Out, dy: Out) {
-    chunk_portable(x, y, dy)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn chunk_avx2(x: &[f32], y: Out, dy: Out) {
-    chunk_portable(x, y, dy)
+    crate::kernels::simd(#[inline(always)] || chunk_portable(x, y, dy))
 }
 
 #[inline(always)]
