@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::{Config, TrainConfig};
 use crate::dataset::{Batches, Dataset, Split, Stream};
-use crate::kernels::FusedAdamW;
+use crate::kernels::{sum_of_squares, FusedAdamW, GradScale};
 use crate::metrics::MetricsLog;
 use crate::model::TinyLm;
 use crate::run::{checkpoint, Checkpoint, RunDir, TrainState};
@@ -39,9 +39,10 @@ pub fn lr_at(step: usize, tc: &TrainConfig) -> f64 {
     tc.min_lr + 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos()) * (tc.lr - tc.min_lr)
 }
 
-/// Scale all gradients by `min(1, max_norm / ‖g‖)`, `‖g‖` the global L2 norm over every
-/// parameter (as `torch.nn.utils.clip_grad_norm_`). Runs on the device, no sync.
-pub fn clip_global_norm<M: Module>(grads: GradientsParams, model: &M, max_norm: f64) -> GradientsParams {
+/// Global-norm clipping's factor `min(1, max_norm / ‖g‖)` (`[1]`), `‖g‖` the L2 norm over
+/// every parameter's gradient in `grads` (as `torch.nn.utils.clip_grad_norm_`); `None` when
+/// `grads` holds none of `model`'s parameters. Runs on the device, no sync.
+pub fn clip_factor<M: Module>(grads: &GradientsParams, model: &M, max_norm: f64) -> Option<Tensor<1>> {
     struct SumSq<'a> {
         grads: &'a GradientsParams,
         total: Option<Tensor<1>>,
@@ -49,7 +50,7 @@ pub fn clip_global_norm<M: Module>(grads: GradientsParams, model: &M, max_norm: 
     impl ModuleVisitor for SumSq<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.get::<D>(param.id) {
-                let s = g.square().sum();
+                let s = sum_of_squares(g);
                 self.total = Some(match self.total.take() {
                     Some(total) => total + s,
                     None => s,
@@ -57,6 +58,16 @@ pub fn clip_global_norm<M: Module>(grads: GradientsParams, model: &M, max_norm: 
             }
         }
     }
+    let mut sum = SumSq { grads, total: None };
+    model.visit(&mut sum);
+    // factor = max_norm / max(norm, max_norm) = min(1, max_norm / norm)
+    sum.total.map(|total| total.sqrt().clamp_min(max_norm).recip().mul_scalar(max_norm))
+}
+
+/// Scale all gradients by [`clip_factor`]. The trainer does not call this: it hands the
+/// factor to the fused AdamW step instead ([`TrainOptimizer`]), which applies it in the
+/// same pass; this is the plain form (and the tests' reference).
+pub fn clip_global_norm<M: Module>(grads: GradientsParams, model: &M, max_norm: f64) -> GradientsParams {
     struct Scale {
         grads: GradientsParams,
         factor: Tensor<1>,
@@ -69,22 +80,29 @@ pub fn clip_global_norm<M: Module>(grads: GradientsParams, model: &M, max_norm: 
             }
         }
     }
-    let mut sum = SumSq { grads: &grads, total: None };
-    model.visit(&mut sum);
-    let Some(total) = sum.total else { return grads };
-    // factor = max_norm / max(norm, max_norm) = min(1, max_norm / norm)
-    let factor = total.sqrt().clamp_min(max_norm).recip().mul_scalar(max_norm);
+    let Some(factor) = clip_factor(&grads, model, max_norm) else { return grads };
     let mut scale = Scale { grads, factor };
     model.visit(&mut scale);
     scale.grads
+}
+
+/// The trainer's optimizer: Burn's [`ModuleOptimizer`] around a [`FusedAdamW`], and the
+/// handle through which [`apply_update`] gives that AdamW the step's clipping factor.
+pub struct TrainOptimizer {
+    /// The optimizer (its record is what checkpoints store).
+    pub module: ModuleOptimizer,
+    /// The AdamW's gradient factor, set per step.
+    pub grad_scale: GradScale,
 }
 
 /// AdamW (β and λ from the config, ε = 1e-8) as one fused update per parameter
 /// ([`FusedAdamW`]); as in nanoGPT, only parameters with 2+ dimensions (matrices, tables)
 /// decay and the 1-D ones (norm gains, biases) do not — the same update as
 /// [`decay_matrices`] followed by Burn's AdamW without decay (tested).
-pub fn optimizer(tc: &TrainConfig) -> ModuleOptimizer {
-    ModuleOptimizer::from(FusedAdamW { betas: tc.betas, epsilon: 1e-8, weight_decay: tc.weight_decay })
+pub fn optimizer(tc: &TrainConfig) -> TrainOptimizer {
+    let adamw = FusedAdamW::new(tc.betas, 1e-8, tc.weight_decay);
+    let grad_scale = adamw.grad_scale.clone();
+    TrainOptimizer { module: ModuleOptimizer::from(adamw), grad_scale }
 }
 
 /// Decoupled weight decay `θ ← (1 − lr·λ)·θ` on every parameter with 2+ dimensions. Applied
@@ -109,12 +127,13 @@ pub fn decay_matrices<M: Module>(model: M, factor: f64) -> M {
 
 /// One parameter update from `grads` at learning rate `lr`: global-norm clipping
 /// (`train.grad_clip` > 0), matrix weight decay (`train.weight_decay` > 0), the AdamW step.
-pub fn apply_update(model: TinyLm, optim: &mut ModuleOptimizer, mut grads: GradientsParams, lr: f64, tc: &TrainConfig) -> TinyLm {
-    if tc.grad_clip > 0.0 {
-        grads = clip_global_norm(grads, &model, tc.grad_clip);
-    }
-    // The matrix weight decay is part of the fused AdamW step (see [`optimizer`]).
-    optim.step(lr, model, grads)
+pub fn apply_update(model: TinyLm, optim: &mut TrainOptimizer, grads: GradientsParams, lr: f64, tc: &TrainConfig) -> TinyLm {
+    // The clipping factor and the matrix decay are applied inside the fused AdamW pass.
+    let factor = if tc.grad_clip > 0.0 { clip_factor(&grads, &model, tc.grad_clip) } else { None };
+    optim.grad_scale.set(factor);
+    let model = optim.module.step(lr, model, grads);
+    optim.grad_scale.set(None);
+    model
 }
 
 /// Options a command line adds to a config.
@@ -185,14 +204,14 @@ pub fn train(config: &Config, device: &Device, options: &TrainOptions) -> Result
     if resume {
         let ck = Checkpoint::load(&run.checkpoint())?;
         model = checkpoint::load_model(model, ck.model, &run.checkpoint())?;
-        optim = checkpoint::load_optim(optim, ck.optim, &run.checkpoint())?;
+        optim.module = checkpoint::load_optim(optim.module, ck.optim, &run.checkpoint())?;
         state = ck.state;
     } else {
         run.create(config, &data.tokenizer)?;
     }
     let mut metrics = MetricsLog::open(&run.metrics(), resume.then_some(state.step))?;
-    let save = |model: &TinyLm, optim: &burn::optim::ModuleOptimizer, state: &TrainState| -> Result<(), TrainError> {
-        let (m, o) = checkpoint::to_bytes(model, optim)?;
+    let save = |model: &TinyLm, optim: &TrainOptimizer, state: &TrainState| -> Result<(), TrainError> {
+        let (m, o) = checkpoint::to_bytes(model, &optim.module)?;
         Checkpoint { state: state.clone(), model: m, optim: o }.save(&run.checkpoint())
     };
     let train_batches = Batches::of(config, Stream::Train);

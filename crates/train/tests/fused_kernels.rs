@@ -200,7 +200,7 @@ fn fused_adamw_equals_matrix_decay_then_burns_adamw() {
         let start = LinearConfig::new(40, 30).init(&device); // 1200 + 30 parameters
         let x = Tensor::<2>::random([7, 40], Distribution::Normal(0.0, 1.0), &device);
         let grads = |m: &Linear| GradientsParams::from_grads(m.forward(x.clone()).powi_scalar(3).sum().backward(), m);
-        let mut fused: ModuleOptimizer = ModuleOptimizer::from(FusedAdamW { betas, epsilon: 1e-8, weight_decay: wd });
+        let mut fused: ModuleOptimizer = ModuleOptimizer::from(FusedAdamW::new(betas, 1e-8, wd));
         let mut burn = AdamWConfig::new().with_beta_1(betas[0] as f32).with_beta_2(betas[1] as f32).with_epsilon(1e-8).with_weight_decay(0.0).init();
         let (mut a, mut b) = (start.clone(), start);
         // Three steps: the first (no state) and two with moments and bias corrections.
@@ -211,6 +211,62 @@ fn fused_adamw_equals_matrix_decay_then_burns_adamw() {
             assert_scaled(&host(a.weight.val().unsqueeze::<3>()), &host(b.weight.val().unsqueeze::<3>()), 1e-5, &format!("weight, {what}"));
             let bias = |m: &Linear| host(m.bias.as_ref().unwrap().val().unsqueeze::<3>());
             assert_scaled(&bias(&a), &bias(&b), 1e-5, &format!("bias (not decayed), {what}"));
+        }
+    }
+}
+
+#[test]
+fn sum_of_squares_equals_the_composition() {
+    use ember_train::kernels::sum_of_squares;
+    // 40 000 elements: several parallel chunks and a tail that is not a multiple of 16.
+    let x = Tensor::<2>::random([200, 200], Distribution::Normal(0.0, 1.0), &Device::flex()).cast(FloatDType::F64);
+    let reference: f64 = x.clone().into_data().convert::<f64>().iter::<f64>().map(|v| v * v).sum();
+    for td in test_devices() {
+        for dtype in dtypes(td.name) {
+            let xd = Tensor::<2>::from_data(x.to_data(), &td.device).cast(dtype);
+            let got = sum_of_squares(xd.clone()).into_scalar::<f64>();
+            let plain = xd.square().sum().into_scalar::<f64>();
+            let what = format!("Σx² on {} {dtype:?}", td.name);
+            assert!((got - reference).abs() <= rtol(dtype) * reference, "{what}: {got} vs {reference} (composition {plain})");
+            assert!((got - plain).abs() <= rtol(dtype) * reference, "{what}: {got} vs composition {plain}");
+        }
+    }
+}
+
+#[test]
+fn fused_adamw_with_a_clip_factor_equals_clipping_then_the_update() {
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::{GradientsParams, ModuleOptimizer};
+    use ember_train::kernels::{sum_of_squares, FusedAdamW};
+    use ember_train::trainer::{clip_factor, clip_global_norm};
+    // AdamW is invariant to a constant gradient factor up to ε: a large ε and a different
+    // factor each step make the factor visible in the update.
+    let (lr, wd, betas, eps) = (0.05, 0.3, [0.9, 0.99], 0.5);
+    for td in test_devices() {
+        let device = td.device.clone().autodiff();
+        device.seed(5);
+        let start = LinearConfig::new(40, 30).init(&device);
+        let x = Tensor::<2>::random([7, 40], Distribution::Normal(0.0, 1.0), &device);
+        let grads = |m: &Linear| GradientsParams::from_grads(m.forward(x.clone()).powi_scalar(3).sum().backward(), m);
+        let folded_adamw = FusedAdamW::new(betas, eps, wd);
+        let scale = folded_adamw.grad_scale.clone();
+        let mut folded = ModuleOptimizer::from(folded_adamw);
+        let mut plain = ModuleOptimizer::from(FusedAdamW::new(betas, eps, wd));
+        let (mut a, mut b) = (start.clone(), start);
+        for step in 0..3 {
+            let ga = grads(&a);
+            // Clip thresholds well below the norm, so the factor is far from 1.
+            let sq = |g: Option<Tensor<2>>| sum_of_squares(g.unwrap()).into_scalar::<f64>();
+            let norm = (sq(ga.get::<2>(a.weight.id)) + sq(ga.get::<1>(a.bias.as_ref().unwrap().id).map(|b| b.unsqueeze()))).sqrt();
+            let max_norm = norm / [3.0, 20.0, 1.5][step];
+            scale.set(clip_factor(&ga, &a, max_norm));
+            a = folded.step(lr, a.clone(), ga);
+            scale.set(None);
+            b = plain.step(lr, b.clone(), clip_global_norm(grads(&b), &b, max_norm));
+            let what = format!("{} step {step}", td.name);
+            assert_scaled(&host(a.weight.val().unsqueeze::<3>()), &host(b.weight.val().unsqueeze::<3>()), 1e-5, &format!("weight, {what}"));
+            let bias = |m: &Linear| host(m.bias.as_ref().unwrap().val().unsqueeze::<3>());
+            assert_scaled(&bias(&a), &bias(&b), 1e-5, &format!("bias, {what}"));
         }
     }
 }

@@ -118,7 +118,7 @@ fn make_run(dir: &Path, position: &str, bias: bool, tied: bool) -> PathBuf {
     let model = model.map(&mut Perturb(0));
     let run = RunDir::new(&out);
     run.create(&config, &tokenizer).unwrap();
-    let (m, o) = checkpoint::to_bytes(&model, &ember_train::trainer::optimizer(&config.train)).unwrap();
+    let (m, o) = checkpoint::to_bytes(&model, &ember_train::trainer::optimizer(&config.train).module).unwrap();
     Checkpoint { state: TrainState { step: 1, elapsed_s: 0.0, tokens: 0 }, model: m, optim: o }.save(&run.checkpoint()).unwrap();
     out
 }

@@ -81,7 +81,7 @@ pub fn import_nanogpt(opts: &ImportOptions, device: &Device) -> Result<ImportSum
     // The corpus must tokenize and hold a validation window: `ember eval` needs both.
     Dataset::load(&config.data, Some(tokenizer.clone()))?;
     let model = ck.load_into(config.tiny_lm(ck.args.vocab_size).init(device)?)?;
-    let (model_bytes, optim_bytes) = checkpoint::to_bytes(&model, &crate::trainer::optimizer(&config.train))?;
+    let (model_bytes, optim_bytes) = checkpoint::to_bytes(&model, &crate::trainer::optimizer(&config.train).module)?;
     let state = TrainState { step: ck.iter_num, elapsed_s: 0.0, tokens: 0 };
 
     let name = opts.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());

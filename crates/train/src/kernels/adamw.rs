@@ -1,15 +1,24 @@
 //! AdamW's parameter update as one op: `(θ, g, m, v)` → `(θ', m', v')` in one pass over the
 //! four tensors instead of Burn's dozen element-wise ops per parameter (each a pass over
-//! memory and an allocation), with the decoupled weight decay folded in:
+//! memory and an allocation), with the decoupled weight decay and the gradient-clipping
+//! factor `f` folded in:
 //!
 //! ```text
-//! m' = β₁m + (1 − β₁)g,   v' = β₂v + (1 − β₂)g²,
+//! g ← f·g,   m' = β₁m + (1 − β₁)g,   v' = β₂v + (1 − β₂)g²,
 //! θ' = θ·(1 − decay) − lr · (m'/c₁) / (√(v'/c₂) + ε),   c_i = 1 − β_iᵗ
 //! ```
 //!
 //! (Loshchilov & Hutter's AdamW as Burn and PyTorch implement it; the first step is the
 //! general one with `m = v = 0`.) [`FusedAdamW`] is a `burn::optim::Optimizer` whose state is
 //! Burn's own `AdamWState`, so checkpoints written with Burn's AdamW load unchanged.
+//!
+//! The clipping factor `f = min(1, c/‖g‖)` needs the norm over *all* gradients, which
+//! `Optimizer::step` (one parameter at a time) cannot see: the trainer computes it
+//! ([`sum_of_squares`](super::EmberKernels::sum_of_squares) per gradient, no host sync) and
+//! hands it over through the optimizer's [`GradScale`] before the step, instead of scaling
+//! every gradient in a pass of its own.
+
+use std::sync::{Arc, Mutex};
 
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
@@ -18,8 +27,8 @@ use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::host::{contiguous, simd, HostFloat};
-use super::EmberKernels;
+use super::host::{contiguous, simd, sum, HostFloat};
+use super::{EmberKernels, GradFactor};
 
 /// The scalars of one update (see the module docs).
 #[derive(Clone, Copy, Debug)]
@@ -45,8 +54,15 @@ impl AdamWScalars {
 }
 
 /// The update by Burn's element-wise ops.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn compose<B: Backend>(theta: FloatTensor<B>, g: FloatTensor<B>, m: FloatTensor<B>, v: FloatTensor<B>, s: AdamWScalars) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+pub(super) fn compose<B: Backend>(theta: FloatTensor<B>, g: FloatTensor<B>, m: FloatTensor<B>, v: FloatTensor<B>, factor: GradFactor<B>, s: AdamWScalars) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let g = match factor {
+        GradFactor::Tensor(f) => {
+            let shape = g.shape();
+            let ones = burn::tensor::Shape::from(vec![1; shape.num_dims()]);
+            B::float_mul(g, B::float_expand(B::float_reshape(f, ones), shape))
+        }
+        GradFactor::One => g,
+    };
     let [b1, b2] = s.betas;
     let (c1, c2) = s.corrections();
     let m = B::float_add(B::float_mul_scalar(m, b1.into()), B::float_mul_scalar(g.clone(), (1.0 - b1).into()));
@@ -57,12 +73,56 @@ pub(super) fn compose<B: Backend>(theta: FloatTensor<B>, g: FloatTensor<B>, m: F
     (theta, m, v)
 }
 
+/// `Σ x²` by Burn's ops, `[1]`.
+pub(super) fn compose_sum_of_squares<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    B::float_sum(B::float_mul(x.clone(), x))
+}
+
 /// Elements per rayon task.
 const CHUNK: usize = 1 << 14;
 
+/// Flex `Σ x²`: lane sums per fixed chunk, the chunks' sums added in order (the same bits
+/// for any number of threads).
+pub(super) fn flex_sum_of_squares(x: FlexTensor) -> FlexTensor {
+    fn run<T: HostFloat>(x: &FlexTensor) -> FlexTensor {
+        let x = contiguous::<T>(x);
+        let parts: Vec<T> = x
+            .par_chunks(CHUNK)
+            .map(|c| {
+                simd(#[inline(always)] || {
+                    let mut lanes = [T::ZERO; 16];
+                    let chunks = c.chunks_exact(16);
+                    let tail = chunks.remainder();
+                    for c in chunks {
+                        for (l, &x) in lanes.iter_mut().zip(c) {
+                            *l = l.add(x.mul(x));
+                        }
+                    }
+                    tail.iter().fold(sum(&lanes), |s, &x| s.add(x.mul(x)))
+                })
+            })
+            .collect();
+        FlexTensor::from_data(TensorData::new(vec![parts.iter().fold(T::ZERO, |s, &p| s.add(p))], [1]))
+    }
+    match x.dtype() {
+        DType::F32 => run::<f32>(&x),
+        DType::F64 => run::<f64>(&x),
+        _ => compose_sum_of_squares::<Flex>(x),
+    }
+}
+
+/// A fresh `n`-element buffer that `fill` writes in full before it is read.
+fn filled<T: HostFloat>(n: usize) -> Vec<T> {
+    let mut buf = Vec::<T>::with_capacity(n);
+    // SAFETY: `T` is plain old data (any bit pattern is a value); every caller overwrites all
+    // `n` elements before reading any (the update loop writes each output element once).
+    unsafe { buf.set_len(n) };
+    buf
+}
+
 /// Flex: one pass on the host for f32/f64, the composition otherwise.
-pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTensor, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
-    fn run<T: HostFloat>(theta: &FlexTensor, g: &FlexTensor, m: &FlexTensor, v: &FlexTensor, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
+pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTensor, factor: GradFactor<Flex>, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
+    fn run<T: HostFloat>(theta: &FlexTensor, g: &FlexTensor, m: &FlexTensor, v: &FlexTensor, factor: Option<&FlexTensor>, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
         let shape = theta.shape();
         let (theta, g, m, v) = (contiguous::<T>(theta), contiguous::<T>(g), contiguous::<T>(m), contiguous::<T>(v));
         let n = theta.len();
@@ -70,7 +130,8 @@ pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTenso
         let f = T::from_f64;
         let (b1, b2, nb1, nb2) = (f(s.betas[0]), f(s.betas[1]), f(1.0 - s.betas[0]), f(1.0 - s.betas[1]));
         let (inv_c1, inv_c2, eps, lr, keep) = (f(1.0 / c1), f(1.0 / c2), f(s.epsilon), f(s.lr), f(1.0 - s.decay));
-        let (mut theta2, mut m2, mut v2) = (vec![T::ZERO; n], vec![T::ZERO; n], vec![T::ZERO; n]);
+        let scale = factor.map_or(T::ONE, |t| contiguous::<T>(t)[0]);
+        let (mut theta2, mut m2, mut v2) = (filled::<T>(n), filled::<T>(n), filled::<T>(n));
         theta2
             .par_chunks_mut(CHUNK)
             .zip(m2.par_chunks_mut(CHUNK))
@@ -81,7 +142,7 @@ pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTenso
                 let (th, g, m, v) = (&theta[r.clone()], &g[r.clone()], &m[r.clone()], &v[r]);
                 simd(#[inline(always)] || {
                     for i in 0..to.len() {
-                        let gi = g[i];
+                        let gi = g[i].mul(scale); // exact when the factor is 1
                         let mi = b1.mul(m[i]).add(nb1.mul(gi));
                         let vi = b2.mul(v[i]).add(nb2.mul(gi.mul(gi)));
                         let delta = mi.mul(inv_c1).div(vi.mul(inv_c2).sqrt().add(eps));
@@ -94,16 +155,38 @@ pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTenso
         let t = |x: Vec<T>| FlexTensor::from_data(TensorData::new(x, shape.clone()));
         (t(theta2), t(m2), t(v2))
     }
+    let f = match &factor {
+        GradFactor::Tensor(f) => Some(f),
+        GradFactor::One => None,
+    };
     match theta.dtype() {
-        DType::F32 => run::<f32>(&theta, &g, &m, &v, s),
-        DType::F64 => run::<f64>(&theta, &g, &m, &v, s),
-        _ => compose::<Flex>(theta, g, m, v, s),
+        DType::F32 => run::<f32>(&theta, &g, &m, &v, f, s),
+        DType::F64 => run::<f64>(&theta, &g, &m, &v, f, s),
+        _ => compose::<Flex>(theta, g, m, v, factor, s),
+    }
+}
+
+/// The gradient factor of the coming step (`[1]`, e.g. global-norm clipping's
+/// `min(1, c/‖g‖)`), shared between the trainer and its [`FusedAdamW`] (clones share it).
+/// `None`: gradients as they are.
+#[derive(Clone, Debug, Default)]
+pub struct GradScale(Arc<Mutex<Option<Tensor<1>>>>);
+
+impl GradScale {
+    /// Use `factor` in the updates from now on (`None`: no factor).
+    pub fn set(&self, factor: Option<Tensor<1>>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = factor;
+    }
+
+    fn get(&self) -> Option<Tensor<1>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
 /// AdamW with the update fused (module docs) and the weight decay applied to parameters
 /// with 2+ dimensions only (matrices and tables, as nanoGPT does; vectors such as norm
-/// gains are not decayed).
+/// gains are not decayed). Each gradient is first multiplied by the factor in
+/// [`FusedAdamW::grad_scale`], if one is set.
 #[derive(Clone, Debug)]
 pub struct FusedAdamW {
     /// `β₁`, `β₂`.
@@ -112,6 +195,15 @@ pub struct FusedAdamW {
     pub epsilon: f64,
     /// Decoupled weight decay `λ` (per unit learning rate) of matrices.
     pub weight_decay: f64,
+    /// The gradient factor of the coming step (none by default).
+    pub grad_scale: GradScale,
+}
+
+impl FusedAdamW {
+    /// AdamW with `betas`, `epsilon` and matrix decay `weight_decay`, no gradient factor.
+    pub fn new(betas: [f64; 2], epsilon: f64, weight_decay: f64) -> Self {
+        Self { betas, epsilon, weight_decay, grad_scale: GradScale::default() }
+    }
 }
 
 impl Optimizer for FusedAdamW {
@@ -124,7 +216,8 @@ impl Optimizer for FusedAdamW {
         };
         let decay = if D >= 2 { lr * self.weight_decay } else { 0.0 };
         let scalars = AdamWScalars { lr, betas: self.betas, epsilon: self.epsilon, decay, time };
-        let (theta, m, v) = <burn::backend::Dispatch as EmberKernels>::adamw_update(tensor.into_dispatch(), grad.into_dispatch(), m.into_dispatch(), v.into_dispatch(), scalars);
+        let factor = self.grad_scale.get().map_or(GradFactor::One, |f| GradFactor::Tensor(f.into_dispatch()));
+        let (theta, m, v) = <burn::backend::Dispatch as EmberKernels>::adamw_update(tensor.into_dispatch(), grad.into_dispatch(), m.into_dispatch(), v.into_dispatch(), factor, scalars);
         let momentum = AdaptiveMomentumState::new(time, Tensor::from_dispatch(m), Tensor::from_dispatch(v));
         (Tensor::from_dispatch(theta), Some(AdamWState { momentum }))
     }

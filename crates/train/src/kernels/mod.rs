@@ -39,7 +39,7 @@ use burn::backend::ndarray::NdArrayTensor as NdTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Cube, ExtensionType, NdArray};
 use burn::tensor::Tensor;
 
-pub use adamw::{AdamWScalars, FusedAdamW};
+pub use adamw::{AdamWScalars, FusedAdamW, GradScale};
 
 /// An optional constant score bias for [`EmberKernels::attention_forward`] (ALiBi's
 /// `[1, H, T, T]`, or any `[1 or B, H, T, T]`).
@@ -64,6 +64,16 @@ impl<B: Backend> ScoreBias<B> {
             Self::None => None,
         }
     }
+}
+
+/// An optional gradient factor for [`EmberKernels::adamw_update`]: a `[1]` tensor that
+/// multiplies the gradient first (global-norm clipping's `min(1, c/‖g‖)`), or none.
+#[derive(ExtensionType, Debug, Clone)]
+pub enum GradFactor<B: Backend> {
+    /// `g ← f·g` before the update.
+    Tensor(FloatTensor<B>),
+    /// The gradient as it is.
+    One,
 }
 
 /// Backend extension for ember's fused kernels. Implemented for flex (host kernels),
@@ -153,9 +163,23 @@ pub trait EmberKernels: Backend {
     }
 
     /// One AdamW update (see [`FusedAdamW`]): parameter `theta`, its gradient `g` and the
-    /// moments `m`, `v` (all one shape) → `(θ', m', v')`.
-    fn adamw_update(theta: FloatTensor<Self>, g: FloatTensor<Self>, m: FloatTensor<Self>, v: FloatTensor<Self>, scalars: AdamWScalars) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        adamw::compose::<Self>(theta, g, m, v, scalars)
+    /// moments `m`, `v` (all one shape), the gradient's factor `[1]` (clipping) →
+    /// `(θ', m', v')`.
+    fn adamw_update(
+        theta: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        #[extension_type] factor: GradFactor<Self>,
+        scalars: AdamWScalars,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        adamw::compose::<Self>(theta, g, m, v, factor, scalars)
+    }
+
+    /// `Σ x²` over every element of `x` (any shape, e.g. a gradient) → `[1]`: the global
+    /// norm's parts for clipping, one pass and no `x²` tensor.
+    fn sum_of_squares(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        adamw::compose_sum_of_squares::<Self>(x)
     }
 
     /// LayerNorm without bias, forward: `x [.., d]` (hidden states), `gamma [d]` →
@@ -255,8 +279,12 @@ impl EmberKernels for Flex {
         linear::flex_backward(x, w, dy)
     }
 
-    fn adamw_update(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTensor, scalars: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
-        adamw::flex(theta, g, m, v, scalars)
+    fn adamw_update(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTensor, factor: GradFactor<Self>, scalars: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
+        adamw::flex(theta, g, m, v, factor, scalars)
+    }
+
+    fn sum_of_squares(x: FlexTensor) -> FlexTensor {
+        adamw::flex_sum_of_squares(x)
     }
 
     fn layer_norm_forward(x: FlexTensor, gamma: FlexTensor, epsilon: f64) -> FlexTensor {
@@ -376,4 +404,10 @@ pub fn linear<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>
         Some(b) => y + b.unsqueeze(),
         None => y,
     }
+}
+
+/// `Σ x²` over every element of `x` (any shape, e.g. a parameter's gradient) → `[1]`, as
+/// one op (see [`EmberKernels::sum_of_squares`]); not differentiable.
+pub fn sum_of_squares<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+    Tensor::from_dispatch(<burn::backend::Dispatch as EmberKernels>::sum_of_squares(x.into_dispatch()))
 }
