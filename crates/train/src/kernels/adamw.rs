@@ -27,7 +27,7 @@ use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::host::{contiguous, simd, sum, HostFloat};
+use super::host::{contiguous, simd, sum, uninit, HostFloat};
 use super::{EmberKernels, GradFactor};
 
 /// The scalars of one update (see the module docs).
@@ -111,15 +111,6 @@ pub(super) fn flex_sum_of_squares(x: FlexTensor) -> FlexTensor {
     }
 }
 
-/// A fresh `n`-element buffer that `fill` writes in full before it is read.
-fn filled<T: HostFloat>(n: usize) -> Vec<T> {
-    let mut buf = Vec::<T>::with_capacity(n);
-    // SAFETY: `T` is plain old data (any bit pattern is a value); every caller overwrites all
-    // `n` elements before reading any (the update loop writes each output element once).
-    unsafe { buf.set_len(n) };
-    buf
-}
-
 /// Flex: one pass on the host for f32/f64, the composition otherwise.
 pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTensor, factor: GradFactor<Flex>, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
     fn run<T: HostFloat>(theta: &FlexTensor, g: &FlexTensor, m: &FlexTensor, v: &FlexTensor, factor: Option<&FlexTensor>, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
@@ -131,7 +122,7 @@ pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTenso
         let (b1, b2, nb1, nb2) = (f(s.betas[0]), f(s.betas[1]), f(1.0 - s.betas[0]), f(1.0 - s.betas[1]));
         let (inv_c1, inv_c2, eps, lr, keep) = (f(1.0 / c1), f(1.0 / c2), f(s.epsilon), f(s.lr), f(1.0 - s.decay));
         let scale = factor.map_or(T::ONE, |t| contiguous::<T>(t)[0]);
-        let (mut theta2, mut m2, mut v2) = (filled::<T>(n), filled::<T>(n), filled::<T>(n));
+        let (mut theta2, mut m2, mut v2) = (uninit::<T>(n), uninit::<T>(n), uninit::<T>(n));
         theta2
             .par_chunks_mut(CHUNK)
             .zip(m2.par_chunks_mut(CHUNK))

@@ -12,7 +12,10 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, TensorMetadata};
 use burn::tensor::{DType, TensorData};
 
-use super::host::contiguous;
+use burn::backend::ops::FloatTensorOps;
+use rayon::prelude::*;
+
+use super::host::{contiguous, simd, uninit, HostFloat};
 use super::EmberKernels;
 use crate::model::gelu::gelu_and_derivative_into;
 
@@ -44,12 +47,37 @@ pub(super) fn flex(x: FlexTensor) -> (FlexTensor, FlexTensor) {
     (FlexTensor::from_data(TensorData::new(y, shape.clone())), FlexTensor::from_data(TensorData::new(dy, shape)))
 }
 
+/// Elements per rayon task of the backward.
+const CHUNK: usize = 1 << 14;
+
+/// Flex backward, `dy ⊙ gelu'(x)`: one parallel pass (Burn's multiply runs on one thread)
+/// in f32/f64 when both are the same shape, Burn's multiply otherwise.
+pub(super) fn flex_backward(dy: FlexTensor, derivative: FlexTensor) -> FlexTensor {
+    fn run<T: HostFloat>(dy: &FlexTensor, derivative: &FlexTensor) -> FlexTensor {
+        let (a, b) = (contiguous::<T>(dy), contiguous::<T>(derivative));
+        let mut out = uninit::<T>(a.len());
+        out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(b.par_chunks(CHUNK)).for_each(|((o, a), b)| {
+            simd(#[inline(always)] || {
+                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                    *o = a.mul(b);
+                }
+            })
+        });
+        FlexTensor::from_data(TensorData::new(out, dy.shape()))
+    }
+    match (dy.dtype(), dy.shape() == derivative.shape() && dy.dtype() == derivative.dtype()) {
+        (DType::F32, true) => run::<f32>(&dy, &derivative),
+        (DType::F64, true) => run::<f64>(&dy, &derivative),
+        _ => Flex::float_mul(dy, derivative),
+    }
+}
+
 /// The autodiff node: parent `x`, state `gelu'(x)`.
 pub(super) fn autodiff<B: Backend + EmberKernels, C: CheckpointStrategy>(x: FloatTensor<Autodiff<B, C>>) -> FloatTensor<Autodiff<B, C>> {
     #[derive(Debug)]
     struct GeluBackward;
 
-    impl<B: Backend> Backward<B, 1> for GeluBackward {
+    impl<B: Backend + EmberKernels> Backward<B, 1> for GeluBackward {
         /// `gelu'(x)`.
         type State = FloatTensor<B>;
 
@@ -57,7 +85,7 @@ pub(super) fn autodiff<B: Backend + EmberKernels, C: CheckpointStrategy>(x: Floa
             let [node] = ops.parents;
             let dy = grads.consume::<B>(&ops.node);
             if let Some(node) = node {
-                grads.register::<B>(node.id, B::float_mul(dy, ops.state));
+                grads.register::<B>(node.id, <B as EmberKernels>::gelu_grad(dy, ops.state));
             }
         }
     }

@@ -148,6 +148,20 @@ pub(super) unsafe fn mm<T: HostFloat>(m: usize, n: usize, k: usize, dst: (*mut T
     }
 }
 
+/// A fresh `n`-element output buffer, not zero-filled (a serial `memset` on the calling
+/// thread that the parallel kernel then overwrites anyway).
+///
+/// # Safety (for callers)
+/// The kernel must write all `n` elements before anything reads them; `T` is plain old
+/// data, so the unwritten contents are values, never undefined behaviour for the type.
+pub(super) fn uninit<T: HostFloat>(n: usize) -> Vec<T> {
+    let mut buf = Vec::<T>::with_capacity(n);
+    // SAFETY: `T: Pod`, so any bytes are a valid `T`; the callers overwrite all `n` elements
+    // (see the contract above) before the buffer is read or returned.
+    unsafe { buf.set_len(n) };
+    buf
+}
+
 /// The elements of `tensor` in row-major order: borrowed when it is contiguous, copied
 /// otherwise.
 pub(super) fn contiguous<T: HostFloat>(tensor: &FlexTensor) -> Cow<'_, [T]> {

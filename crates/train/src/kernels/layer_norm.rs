@@ -123,7 +123,7 @@ fn host_forward<T: HostFloat>(x: &FlexTensor, gamma: &FlexTensor, epsilon: f64) 
     let shape = x.shape();
     let (x, gamma) = (super::host::contiguous::<T>(x), super::host::contiguous::<T>(gamma));
     let d = gamma.len();
-    let mut y = vec![T::ZERO; x.len()];
+    let mut y = super::host::uninit::<T>(x.len()); // every row written below
     y.par_chunks_mut(ROWS * d).zip(x.par_chunks(ROWS * d)).for_each(|(y, x)| {
         simd(#[inline(always)] || {
             for (y, x) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
@@ -142,7 +142,7 @@ fn host_backward<T: HostFloat>(x: &FlexTensor, gamma: &FlexTensor, dy: &FlexTens
     let (x, gamma, dy) = (super::host::contiguous::<T>(x), super::host::contiguous::<T>(gamma), super::host::contiguous::<T>(dy));
     let d = gamma.len();
     let inv_d = T::from_f64(1.0 / d as f64);
-    let mut dx = vec![T::ZERO; x.len()];
+    let mut dx = super::host::uninit::<T>(x.len()); // every row written below
     // Each task returns its partial dγ; they are summed in task order (deterministic).
     let partial: Vec<Vec<T>> = dx
         .par_chunks_mut(ROWS * d)

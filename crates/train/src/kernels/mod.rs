@@ -205,6 +205,12 @@ pub trait EmberKernels: Backend {
         gelu::compose::<Self>(x)
     }
 
+    /// GELU's backward: `dy` (gradient w.r.t. `gelu(x)`) and the kept `gelu'(x)`, one shape →
+    /// `dx = dy ⊙ gelu'(x)`.
+    fn gelu_grad(dy: FloatTensor<Self>, derivative: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_mul(dy, derivative)
+    }
+
     /// Exact GELU as one differentiable op: `x` (any shape) → `gelu(x)`.
     fn exact_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::gelu_with_derivative(x).0
@@ -297,6 +303,10 @@ impl EmberKernels for Flex {
 
     fn gelu_with_derivative(x: FlexTensor) -> (FlexTensor, FlexTensor) {
         gelu::flex(x)
+    }
+
+    fn gelu_grad(dy: FlexTensor, derivative: FlexTensor) -> FlexTensor {
+        gelu::flex_backward(dy, derivative)
     }
 }
 
