@@ -43,7 +43,8 @@ enum Command {
 fn main() {
     ember_train::allocator::retain_freed_memory();
     let cli = Cli::parse();
-    let result = match cli.command {
+    // Every command runs on the rayon pool (ember_train::pool: no hand-offs per parallel op).
+    let result = ember_train::pool::on_pool(move || match cli.command {
         Command::Embed(cmd) => cli::embed::run(cmd),
         Command::Position(cmd) => cli::position::run(cmd),
         Command::Train(args) => cli::train::run_train(args),
@@ -54,7 +55,7 @@ fn main() {
         Command::Ablate(args) => cli::ablate::run(args),
         Command::Export(args) => cli::interop::run_export(args),
         Command::Import(cmd) => cli::interop::run_import(cmd),
-    };
+    });
     match result {
         Ok(code) => std::process::exit(code),
         Err(err) => {

@@ -22,6 +22,7 @@
 //! - [`error`]: [`TrainError`], one variant per failure kind.
 
 pub mod allocator;
+pub mod pool;
 pub mod bench;
 pub mod ablate;
 pub mod config;
