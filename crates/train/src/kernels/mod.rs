@@ -6,7 +6,8 @@
 //! | --- | --- | --- | --- |
 //! | [`causal_attention`], [`causal_attention_qkv`] | `softmax(q kᵀ/√d_h + bias + causal) v`, heads merged | `dq, dk, dv` | the probabilities `P` |
 //! | [`linear`] | `x W (+ b)` over all rows | `dx = dy Wᵀ, dW = xᵀ dy` | `x`, `W` |
-//! | [`FusedAdamW`] | AdamW's update + matrix decay, one pass per parameter | — | — |
+//! | [`FusedAdamW`] | AdamW's update + matrix decay + the clipping factor, one pass per parameter | — | — |
+//! | [`sum_of_squares`] | `Σ x²` → `[1]` (clipping's norm) | — | — |
 //! | [`gelu`] | `x·Φ(x)` (exact, `erf`) | `dx = dy ⊙ gelu'(x)` | `gelu'(x)` |
 //! | [`layer_norm`] | `γ ⊙ (x − μ)/√(σ² + ε)` over the last dim | `dx, dγ` | nothing beyond `x`, `γ` |
 //!
