@@ -34,7 +34,8 @@ fn write_config(dir: &Path, steps: usize) -> std::path::PathBuf {
 fn ctrl_c_saves_a_checkpoint_and_resume_continues() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), 1_000_000);
-    let child = ember().arg("train").arg(&config).arg("--quiet").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let run_dir = dir.path().join("run"); // also the config's out_dir; passed to check the hint
+    let child = ember().arg("train").arg(&config).arg("--quiet").arg("--out").arg(&run_dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let metrics = dir.path().join("run/metrics.jsonl");
     let start = Instant::now();
     while std::fs::read_to_string(&metrics).map(|m| m.lines().count()).unwrap_or(0) < 20 {
@@ -46,7 +47,9 @@ fn ctrl_c_saves_a_checkpoint_and_resume_continues() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("--resume"), "{stdout}");
+    // The hint repeats the overrides the run was started with.
+    let hint = format!("continue with: ember train {} --out {} --resume", config.display(), run_dir.display());
+    assert!(stdout.contains(&hint), "{stdout}\nexpected: {hint}");
     let steps_done = std::fs::read_to_string(&metrics).unwrap().lines().count();
     assert!(dir.path().join("run/checkpoint.bin").exists());
 

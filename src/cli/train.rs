@@ -39,6 +39,7 @@ pub struct TrainArgs {
 }
 
 pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
+    let resume_hint = resume_command(&args);
     let overrides = Overrides { backend: args.backend, steps: args.steps, out_dir: args.out };
     let config = Config::load(&args.config)?.with_overrides(&overrides)?;
     let device = device_from_name(&config.backend)?;
@@ -53,7 +54,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
         out.steps, out.final_train_loss, out.final_val_loss, out.ms_per_step, out.tokens_per_s
     );
     if out.interrupted {
-        println!("interrupted; continue with: ember train {} --resume", args.config.display());
+        println!("interrupted; continue with: {resume_hint}");
         return Ok(130);
     }
     let loaded = run.load(&device)?;
@@ -63,6 +64,27 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<i32> {
     println!("--- sample (temperature 0.8, top-k 40) ---\n{}\n---", text.trim_end());
     println!("run directory: {} (loss_curve.png, metrics.jsonl, checkpoint.bin)", config.run.out_dir.display());
     Ok(0)
+}
+
+/// The command that continues an interrupted `ember train` run: the same config and
+/// overrides (`--backend`, `--steps`, `--out`), plus `--resume`; paths with spaces or quotes
+/// are single-quoted for a POSIX shell.
+fn resume_command(args: &TrainArgs) -> String {
+    fn quoted(path: &std::path::Path) -> String {
+        let s = path.display().to_string();
+        if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c)) { s } else { format!("'{}'", s.replace('\'', "'\\''")) }
+    }
+    let mut cmd = format!("ember train {}", quoted(&args.config));
+    if let Some(backend) = &args.backend {
+        cmd += &format!(" --backend {backend}");
+    }
+    if let Some(steps) = args.steps {
+        cmd += &format!(" --steps {steps}");
+    }
+    if let Some(out) = &args.out {
+        cmd += &format!(" --out {}", quoted(out));
+    }
+    cmd + " --resume"
 }
 
 /// A flag Ctrl-C sets (after printing `what`); a second Ctrl-C exits at once with 130.
