@@ -27,7 +27,7 @@ use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::host::{contiguous, simd, sum, uninit, HostFloat};
+use super::host::{contiguous, fold_lanes, simd, uninit, HostFloat, CHUNK};
 use super::{EmberKernels, GradFactor};
 
 /// The scalars of one update (see the module docs).
@@ -78,9 +78,6 @@ pub(super) fn compose_sum_of_squares<B: Backend>(x: FloatTensor<B>) -> FloatTens
     B::float_sum(B::float_mul(x.clone(), x))
 }
 
-/// Elements per rayon task.
-const CHUNK: usize = 1 << 14;
-
 /// Flex `Σ x²`: lane sums per fixed chunk, the chunks' sums added in order (the same bits
 /// for any number of threads).
 pub(super) fn flex_sum_of_squares(x: FlexTensor) -> FlexTensor {
@@ -89,17 +86,7 @@ pub(super) fn flex_sum_of_squares(x: FlexTensor) -> FlexTensor {
         let parts: Vec<T> = x
             .par_chunks(CHUNK)
             .map(|c| {
-                simd(#[inline(always)] || {
-                    let mut lanes = [T::ZERO; 16];
-                    let chunks = c.chunks_exact(16);
-                    let tail = chunks.remainder();
-                    for c in chunks {
-                        for (l, &x) in lanes.iter_mut().zip(c) {
-                            *l = l.add(x.mul(x));
-                        }
-                    }
-                    tail.iter().fold(sum(&lanes), |s, &x| s.add(x.mul(x)))
-                })
+                simd(#[inline(always)] || fold_lanes(c, T::ZERO, |acc, x| acc.add(x.mul(x)), T::add))
             })
             .collect();
         FlexTensor::from_data(TensorData::new(vec![parts.iter().fold(T::ZERO, |s, &p| s.add(p))], [1]))

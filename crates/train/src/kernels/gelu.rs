@@ -15,7 +15,7 @@ use burn::tensor::{DType, TensorData};
 use burn::backend::ops::FloatTensorOps;
 use rayon::prelude::*;
 
-use super::host::{contiguous, simd, uninit, HostFloat};
+use super::host::{contiguous, simd, uninit, HostFloat, CHUNK};
 use super::EmberKernels;
 use crate::model::gelu::gelu_and_derivative_into;
 
@@ -46,9 +46,6 @@ pub(super) fn flex(x: FlexTensor) -> (FlexTensor, FlexTensor) {
     }
     (FlexTensor::from_data(TensorData::new(y, shape.clone())), FlexTensor::from_data(TensorData::new(dy, shape)))
 }
-
-/// Elements per rayon task of the backward.
-const CHUNK: usize = 1 << 14;
 
 /// Flex backward, `dy ⊙ gelu'(x)`: one parallel pass (Burn's multiply runs on one thread)
 /// in f32/f64 when both are the same shape, Burn's multiply otherwise.

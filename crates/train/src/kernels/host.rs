@@ -225,31 +225,35 @@ unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// `Σ xs` in 16 interleaved partial sums (so the loop vectorises; a fixed order, so the
-/// result is deterministic), then the partial sums and the tail in order.
+/// Elements per rayon task of the element-wise and reduction kernels (AdamW, GELU's
+/// backward, `Σ x²`): a fixed split, so reductions add in the same order on any thread count.
+pub(super) const CHUNK: usize = 1 << 14;
+
+/// A reduction of `xs` in 16 interleaved lanes, so the loop vectorises: each lane folds its
+/// elements with `step` from `init`, the lanes are merged in order with `merge` (from
+/// `init`), then the tail is folded in with `step`. A fixed order: deterministic.
 #[inline(always)]
-pub(super) fn sum<T: HostFloat>(xs: &[T]) -> T {
-    let mut lanes = [T::ZERO; 16];
+pub(super) fn fold_lanes<T: HostFloat>(xs: &[T], init: T, step: impl Fn(T, T) -> T, merge: impl Fn(T, T) -> T) -> T {
+    let mut lanes = [init; 16];
     let chunks = xs.chunks_exact(16);
     let tail = chunks.remainder();
     for c in chunks {
         for (l, &x) in lanes.iter_mut().zip(c) {
-            *l = l.add(x);
+            *l = step(*l, x);
         }
     }
-    lanes.iter().chain(tail).fold(T::ZERO, |s, &x| s.add(x))
+    let merged = lanes.iter().fold(init, |acc, &l| merge(acc, l));
+    tail.iter().fold(merged, |acc, &x| step(acc, x))
 }
 
-/// `max xs` (−∞ for an empty slice) in 16 interleaved lanes, so the loop vectorises.
+/// `Σ xs` (see [`fold_lanes`]).
+#[inline(always)]
+pub(super) fn sum<T: HostFloat>(xs: &[T]) -> T {
+    fold_lanes(xs, T::ZERO, T::add, T::add)
+}
+
+/// `max xs` (−∞ for an empty slice; see [`fold_lanes`]).
 #[inline(always)]
 pub(super) fn max<T: HostFloat>(xs: &[T]) -> T {
-    let mut lanes = [T::NEG_INFINITY; 16];
-    let chunks = xs.chunks_exact(16);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (l, &x) in lanes.iter_mut().zip(c) {
-            *l = l.max(x);
-        }
-    }
-    lanes.iter().chain(tail).fold(T::NEG_INFINITY, |m, &x| m.max(x))
+    fold_lanes(xs, T::NEG_INFINITY, T::max, T::max)
 }
