@@ -12,6 +12,7 @@
 
 pub use ember_device as device;
 pub use ember_embed as embed;
+pub use ember_kernels as kernels;
 pub use ember_position as position;
 pub use ember_train as train;
 

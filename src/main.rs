@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
+mod allocator;
 mod cli;
+mod pool;
 
 #[derive(Parser)]
 #[command(name = "ember", version, about = "A trainable transformer front-end on Burn: embeddings, tied heads, position schemes, a tiny LM.")]
@@ -41,10 +43,10 @@ enum Command {
 }
 
 fn main() {
-    ember_train::allocator::retain_freed_memory();
+    allocator::retain_freed_memory();
     let cli = Cli::parse();
-    // Every command runs on the rayon pool (ember_train::pool: no hand-offs per parallel op).
-    let result = ember_train::pool::on_pool(move || match cli.command {
+    // Every command runs on the rayon pool (`pool`: no hand-offs per parallel op).
+    let result = pool::on_pool(move || match cli.command {
         Command::Embed(cmd) => cli::embed::run(cmd),
         Command::Position(cmd) => cli::position::run(cmd),
         Command::Train(args) => cli::train::run_train(args),

@@ -1,17 +1,23 @@
-//! `ember ablate CONFIG [--shard i/n | --collect | --jobs N]`: compare position schemes
-//! (see `ember_train::ablate` for the config, the outputs, and Slurm / GNU parallel recipes).
+//! `ember ablate CONFIG [--shard i/n | --collect | --jobs N] [--compare A B]`: compare
+//! position schemes (see `ember_train::ablate` for the config, the outputs, and Slurm /
+//! GNU parallel recipes; `jobs` for how `--jobs` children are ended).
+
+mod jobs;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use ember_device::device_from_name;
-use ember_train::ablate::results::{collect, is_done, loss_curves, output_files, write_outputs};
+use ember_train::ablate::results::{collect, is_done, loss_curves, output_files, paired_markdown, write_outputs};
 use ember_train::ablate::runner::progress_bar;
 use ember_train::ablate::{grid, run_shard, AblateOptions, Ablation, Shard};
 
 use ember::viz::ablate::{plot_extrapolation, plot_loss_curves};
+use jobs::{supervise, Children, Ending};
 
 /// `ember ablate CONFIG`
 #[derive(Args)]
@@ -26,8 +32,12 @@ pub struct AblateArgs {
     #[arg(long, conflicts_with = "jobs")]
     pub collect: bool,
     /// Run N shards at once as child processes, each with RAYON_NUM_THREADS = cores / N.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub jobs: Option<usize>,
+    /// Also print the paired difference A − B (per seed, then mean and 95 % t interval) at
+    /// every length and mode, after the run or the merge.
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "shard")]
+    pub compare: Option<Vec<String>>,
     /// Backend (default: the base config's).
     #[arg(long)]
     pub backend: Option<String>,
@@ -38,6 +48,9 @@ pub struct AblateArgs {
 
 pub fn run(args: AblateArgs) -> anyhow::Result<i32> {
     let ablation = Ablation::load(&args.config)?;
+    if let Some([x, y]) = args.compare.as_deref() {
+        ablation.check_compare(x, y)?; // before hours of training, not after
+    }
     if !args.collect {
         let code = match args.jobs {
             Some(n) if n > 1 => run_jobs(&args, &ablation, n)?,
@@ -51,7 +64,7 @@ pub fn run(args: AblateArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
     }
-    finish(&ablation)?;
+    finish(&ablation, args.compare.as_deref())?;
     Ok(0)
 }
 
@@ -71,39 +84,54 @@ fn run_here(args: &AblateArgs, a: &Ablation) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `--jobs N`: N child processes, one per shard, cores split between them.
+/// `--jobs N`: N child processes, one per shard, cores split between them; supervised by
+/// [`jobs::supervise`] so that a failure or Ctrl-C ends them all.
 fn run_jobs(args: &AblateArgs, a: &Ablation, n: usize) -> anyhow::Result<i32> {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let threads = (cores / n).max(1);
     let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
+    let ctrl_c = count_ctrl_c();
+    let mut children = Children::default(); // dropped on every return: kills what still runs
     for i in 0..n {
         let mut cmd = Command::new(&exe);
         cmd.arg("ablate").arg(&args.config).arg("--shard").arg(format!("{i}/{n}")).arg("--quiet").env("RAYON_NUM_THREADS", threads.to_string());
         if let Some(b) = &args.backend {
             cmd.arg("--backend").arg(b);
         }
-        children.push(cmd.spawn()?);
+        let pid = children.spawn(format!("shard {i}/{n}"), cmd)?;
+        eprintln!("ember ablate: shard {i}/{n} is process {pid} ({threads} threads)");
     }
     let cells = grid::cells(a);
     let bar = progress_bar(cells.len(), args.quiet);
     bar.set_message(format!("{n} jobs × {threads} threads"));
-    let mut codes = vec![None; n];
-    while codes.iter().any(Option::is_none) {
-        for (child, code) in children.iter_mut().zip(codes.iter_mut()) {
-            if code.is_none() {
-                *code = child.try_wait()?.map(|s| s.code().unwrap_or(1));
-            }
-        }
-        bar.set_position(cells.iter().filter(|c| is_done(a, c)).count() as u64);
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let ending = supervise(&mut children, &ctrl_c, STOP_GRACE, || bar.set_position(cells.iter().filter(|c| is_done(a, c)).count() as u64))?;
     bar.finish_and_clear();
-    Ok(codes.into_iter().flatten().find(|&c| c != 0).unwrap_or(0))
+    Ok(match ending {
+        Ending::Done => 0,
+        Ending::Failed { code, .. } => code,
+        Ending::Interrupted => {
+            println!("interrupted; rerun `ember ablate {} --jobs {n}` to resume", args.config.display());
+            130
+        }
+    })
 }
 
-/// Merge every cell into the outputs and draw the plots.
-fn finish(a: &Ablation) -> anyhow::Result<()> {
+/// How long stopped shards get to save their checkpoints before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Counts Ctrl-C presses (for [`jobs::supervise`]); the process does not exit on them.
+fn count_ctrl_c() -> Arc<AtomicUsize> {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let _ = ctrlc::set_handler(move || {
+        h.fetch_add(1, Ordering::SeqCst);
+    });
+    hits
+}
+
+/// Merge every cell into the outputs and draw the plots; print `results.md` and, with
+/// `compare = [A, B]`, the paired difference A − B.
+fn finish(a: &Ablation, compare: Option<&[String]>) -> anyhow::Result<()> {
     let rows = collect(a)?;
     write_outputs(a, &rows)?;
     let [csv, json, md, curves, extrapolation] = output_files(&a.config.out_dir);
@@ -111,6 +139,9 @@ fn finish(a: &Ablation) -> anyhow::Result<()> {
     plot_loss_curves(&loss_curves(a)?, &curves).map_err(|e| failed(&curves, e))?;
     plot_extrapolation(a, &rows, &extrapolation).map_err(|e| failed(&extrapolation, e))?;
     print!("{}", std::fs::read_to_string(&md)?);
+    if let Some([x, y]) = compare {
+        print!("\n{}", paired_markdown(a, &rows, x, y));
+    }
     println!("\nwrote {}, {}, {}, {}, {}", csv.display(), json.display(), md.display(), curves.display(), extrapolation.display());
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The two plots of `ember ablate`: `loss_curves.png` (validation loss over steps, one line
 //! per trained variant) and `extrapolation.png` (loss against evaluation length, log-x, one
-//! line per variant, the training length marked). Non-overlapping loss, mean over seeds;
-//! `n/a` points are left out.
+//! line per variant, the training length marked). Non-overlapping loss: the mean over seeds
+//! as a line, its 95 % confidence interval as a shaded band; `n/a` points are left out.
 
 use std::path::Path;
 
@@ -53,24 +53,43 @@ pub fn plot_loss_curves(lines: &Lines, out: &Path) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
-/// `extrapolation.png`: non-overlapping loss (mean over seeds) against evaluation length.
-pub fn plot_extrapolation(a: &Ablation, rows: &[Row], out: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    ensure_font();
+/// One variant's line of `extrapolation.png`: `(length, mean, Some((low, high)) = its
+/// confidence interval | None = one seed)` per length it can be evaluated at.
+pub type Band = (String, Vec<(f64, f64, Option<(f64, f64)>)>);
+
+/// The lines of `extrapolation.png`: per variant, the first mode's loss against evaluation
+/// length, mean and 95 % t interval over seeds ([`summary`]); `n/a` lengths left out.
+pub fn extrapolation_bands(a: &Ablation, rows: &[Row]) -> Vec<Band> {
     let mode = ember_train::ablate::results::modes(a)[0];
-    let lines: Lines = summary(a, rows, mode, false)
+    summary(a, rows, mode, false)
         .into_iter()
-        .map(|(label, cols)| (label, cols.into_iter().filter_map(|(len, c)| c.map(|(m, _)| (len as f64, m))).collect()))
-        .collect();
-    let lengths = a.eval_tokens();
+        .map(|(label, cols)| (label, cols.into_iter().filter_map(|(len, e)| e.map(|e| (len as f64, e.mean, e.interval()))).collect()))
+        .collect()
+}
+
+/// `extrapolation.png`: non-overlapping loss against evaluation length, the mean over seeds
+/// as a line and its 95 % confidence interval as a shaded band per variant (no band with
+/// one seed), the training length marked.
+pub fn plot_extrapolation(a: &Ablation, rows: &[Row], out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    // A task ablation evaluates operand lengths and scores the answer tokens only.
+    let axes = if a.base.data.task.is_some() {
+        ["answer loss vs operand length", "operand length (characters, log scale)", "answer loss (nats/token)"]
+    } else {
+        ["loss vs evaluation length (non-overlapping windows)", "evaluation length (tokens, log scale)", "val loss (nats/token)"]
+    };
+    draw_extrapolation(&extrapolation_bands(a, rows), &a.eval_tokens(), a.train_len(), axes, out)
+}
+
+/// Draw `bands` over the evaluation `lengths` (log-x), with a vertical line at `train_len`;
+/// `axes` = `[caption, x label, y label]`.
+pub fn draw_extrapolation(bands: &[Band], lengths: &[usize], train_len: usize, axes: [&str; 3], out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    ensure_font();
+    let [caption, x_desc, y_desc] = axes;
+    // The y range covers the bands too.
+    let extent: Lines = bands.iter().map(|(l, pts)| (l.clone(), pts.iter().flat_map(|&(x, m, ci)| [(x, m), (x, ci.map_or(m, |c| c.0)), (x, ci.map_or(m, |c| c.1))]).collect())).collect();
     let (x0, x1) = (lengths.iter().copied().min().unwrap_or(1) as f64, lengths.iter().copied().max().unwrap_or(2) as f64);
     let (x0, x1) = if x0 < x1 { (x0 / 1.25, x1 * 1.25) } else { (x0 / 2.0, x0 * 2.0) };
-    let yr = y_range(&lines);
-    // A task ablation evaluates operand lengths and scores the answer tokens only.
-    let (caption, x_desc, y_desc) = if a.base.data.task.is_some() {
-        ("answer loss vs operand length", "operand length (characters, log scale)", "answer loss (nats/token)")
-    } else {
-        ("loss vs evaluation length (non-overlapping windows)", "evaluation length (tokens, log scale)", "val loss (nats/token)")
-    };
+    let yr = y_range(&extent);
     let root = BitMapBackend::new(out, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -80,19 +99,69 @@ pub fn plot_extrapolation(a: &Ablation, rows: &[Row], out: &Path) -> Result<(), 
         .y_label_area_size(56)
         .build_cartesian_2d((x0..x1).log_scale(), yr.clone())?;
     chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw()?;
-    let t = a.train_len() as f64;
+    for (i, (_, pts)) in bands.iter().enumerate() {
+        // upper edge left to right, lower edge back: one polygon per run of lengths with intervals
+        for run in pts.split(|p| p.2.is_none()).filter(|r| r.len() > 1) {
+            let edge = run.iter().map(|&(x, _, c)| (x, c.expect("split on None").1)).chain(run.iter().rev().map(|&(x, _, c)| (x, c.expect("split on None").0)));
+            chart.draw_series(std::iter::once(Polygon::new(edge.collect::<Vec<_>>(), color(i).mix(BAND_ALPHA).filled())))?;
+        }
+    }
+    let t = train_len as f64;
     chart
         .draw_series(LineSeries::new([(t, yr.start), (t, yr.end)], BLACK.mix(0.5).stroke_width(1)))?
         .label(format!("training length {t}"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
-    for (i, (label, pts)) in lines.iter().enumerate() {
+    for (i, (label, pts)) in bands.iter().enumerate() {
         let c = color(i);
         chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)).point_size(4))?
+            .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2)).point_size(4))?
             .label(label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    if bands.iter().any(|b| b.1.iter().any(|p| p.2.is_some())) {
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
+            .label("shaded: 95 % CI of the mean over seeds")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLACK.mix(BAND_ALPHA).filled()));
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     root.present()?;
     Ok(())
+}
+
+/// Opacity of a confidence band.
+const BAND_ALPHA: f64 = 0.2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::viz::testing::{out_dir, png_summary};
+
+    /// Pixels of exactly `c` drawn at [`BAND_ALPHA`] over white (±1 per channel for rounding).
+    fn tinted(img: &image::RgbImage, c: RGBColor) -> usize {
+        let tint = [c.0, c.1, c.2].map(|v| 255.0 - BAND_ALPHA * (255.0 - v as f64));
+        img.pixels().filter(|p| p.0.iter().zip(tint).all(|(&a, b)| (a as f64 - b).abs() <= 1.0)).count()
+    }
+
+    #[test]
+    fn extrapolation_draws_a_band_only_where_there_is_an_interval() {
+        let dir = out_dir();
+        let lengths = [64, 128, 256];
+        let line = |ci: bool, base: f64| -> Vec<(f64, f64, Option<(f64, f64)>)> {
+            lengths.iter().enumerate().map(|(k, &l)| (l as f64, base + 0.1 * k as f64, ci.then_some((base + 0.1 * k as f64 - 0.15, base + 0.1 * k as f64 + 0.15)))).collect()
+        };
+        let axes = ["c", "x", "y"];
+        let with = dir.path().join("with.png");
+        draw_extrapolation(&[("a".into(), line(true, 2.0)), ("b".into(), line(false, 3.0))], &lengths, 64, axes, &with).unwrap();
+        let img = image::open(&with).unwrap().to_rgb8();
+        // band a: 0.3 of a y range of ~1.5 over most of the width: thousands of tinted pixels
+        assert!(tinted(&img, color(0)) > 5_000, "band of the first variant: {} pixels", tinted(&img, color(0)));
+        assert!(tinted(&img, color(1)) < 50, "no band for one seed: {} pixels", tinted(&img, color(1)));
+        let (colours, inked) = png_summary(&with, 900, 560);
+        assert!(colours > 10 && inked > 0.05 && inked < 0.6, "{colours} colours, {inked} inked");
+
+        let without = dir.path().join("without.png");
+        draw_extrapolation(&[("a".into(), line(false, 2.0))], &lengths, 64, axes, &without).unwrap();
+        assert!(tinted(&image::open(&without).unwrap().to_rgb8(), color(0)) < 50, "one seed: no band");
+    }
 }

@@ -22,7 +22,7 @@ use burn::tensor::{Device, DeviceKind};
 
 /// Whether `device` (autodiff or not) keeps tensors in host memory (flex, ndarray), so that
 /// reading a tensor back is a copy, not a queue drain: ember's host-side kernels (the GELU of
-/// `ember_train::model::gelu`) run only there.
+/// `ember_kernels`) run only there.
 #[allow(deprecated)] // ndarray stays selectable
 pub fn is_host_memory(device: &Device) -> bool {
     // Device equality compares the hardware and ignores autodiff.

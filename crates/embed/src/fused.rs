@@ -44,7 +44,7 @@
 
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 
-use crate::head::PAD_LOGIT;
+use crate::loss::PAD_LOGIT;
 use crate::EmbedError;
 
 /// Logit entries per chunk the default chunk size aims at: `C·V ≈ 2²³` (32 MiB in f32).

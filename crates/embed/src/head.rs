@@ -19,12 +19,11 @@ use burn::nn::Initializer;
 use burn::tensor::{Int, Tensor};
 
 use crate::fused::FusedCrossEntropy;
-use crate::rows::linear_rows;
 use crate::{EmbedError, TokenEmbedding};
 
 /// The logit given to the padding column: finite (safe on every backend) and so negative
 /// that `exp` underflows to exactly 0 in f32 and f64.
-pub const PAD_LOGIT: f64 = -1e9;
+pub use crate::loss::PAD_LOGIT;
 
 /// Configuration of an [`LmHead`].
 #[derive(Config, Debug)]
@@ -111,12 +110,19 @@ impl LmHead {
     }
 
     /// Hidden states `h [B, T, d]` → logits `[B, T, V]`; `table` is the model's token table
-    /// (read when tied, used for the padding row in both cases).
+    /// (read when tied, used for the padding row in both cases). One matrix product over all
+    /// `B·T` rows with its own backward ([`ember_kernels::linear`]: Burn's `linear` on a 3-D
+    /// input keeps it batched, `B` products each packing the whole head again).
+    ///
+    /// # Panics
+    /// If `h`'s width is not the head's `d` (the model builds `h`; a mismatch is a bug, and
+    /// the message names both shapes).
     pub fn logits(&self, h: Tensor<3>, table: &TokenEmbedding) -> Tensor<3> {
         let logits = match &self.untied {
-            None => linear_rows(h, table.weight.val().transpose(), None),
-            Some(u) => linear_rows(h, u.weight.val(), u.bias.as_ref().map(|b| b.val())),
+            None => ember_kernels::linear(h, table.weight.val().transpose(), None),
+            Some(u) => ember_kernels::linear(h, u.weight.val(), u.bias.as_ref().map(|b| b.val())),
         };
+        let logits = logits.unwrap_or_else(|e| panic!("LmHead::logits: {e}"));
         match table.padding_idx() {
             None => logits,
             Some(p) => {

@@ -74,33 +74,8 @@ impl LoadedTable {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LoadError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LoadError + '_ {
     move |source| LoadError::Io { path: path.to_path_buf(), source }
-}
-
-/// Load any supported table: `.safetensors` goes to [`load_safetensors`] (with `tensor` and
-/// `vocab`; when `vocab` is `None`, a `tokenizer.json` or `vocab.txt` next to the file is used)
-/// unless it is a quantized table ([`crate::quantize::save`]: dequantized, names from the file;
-/// `tensor` = `table` or `head`), everything else to [`load_text`].
-pub fn load_table(path: &Path, tensor: Option<&str>, vocab: Option<&Path>) -> Result<LoadedTable, LoadError> {
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        let bytes = fs::read(path).map_err(io_err(path))?;
-        if crate::quantize::quantized_metadata(&bytes).is_some() {
-            // Written by `ember embed quantize --out`: names stored inside, dequantized here.
-            return crate::quantize::load_table(path, &bytes, tensor, vocab);
-        }
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let vocab = match vocab {
-            Some(v) => v.to_path_buf(),
-            None => ["tokenizer.json", "vocab.txt"].iter().map(|n| dir.join(n)).find(|p| p.is_file()).ok_or_else(|| LoadError::Format {
-                path: path.to_path_buf(),
-                message: "a safetensors table needs a vocabulary: pass --vocab (tokenizer.json or one token per line)".into(),
-            })?,
-        };
-        safetensors_from_bytes(path, &bytes, tensor, &vocab)
-    } else {
-        load_text(path)
-    }
 }
 
 /// Parse a GloVe / word2vec text table: one `word v1 … vd` line per row (space or tab
@@ -234,7 +209,7 @@ pub fn load_safetensors(path: &Path, tensor: Option<&str>, vocab: &Path) -> Resu
 }
 
 /// [`load_safetensors`] on the file's contents `bytes` (read from `path`).
-fn safetensors_from_bytes(path: &Path, bytes: &[u8], tensor: Option<&str>, vocab: &Path) -> Result<LoadedTable, LoadError> {
+pub(crate) fn safetensors_from_bytes(path: &Path, bytes: &[u8], tensor: Option<&str>, vocab: &Path) -> Result<LoadedTable, LoadError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| LoadError::Format { path: path.to_path_buf(), message: format!("not a safetensors file: {e}") })?;
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
     names.sort();
@@ -340,7 +315,7 @@ mod tests {
         assert_eq!(t.tokens, ["a", "b", "c"]);
         assert_eq!(t.weights.iter::<f32>().collect::<Vec<_>>(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         // the only 2-D tensor is found without a name; the vocabulary next to the file too
-        assert_eq!(load_table(&st, None, None).unwrap().tokens, ["a", "b", "c"]);
+        assert_eq!(crate::load::load_table(&st, None, None).unwrap().tokens, ["a", "b", "c"]);
         let err = load_safetensors(&st, Some("wte"), &vocab).unwrap_err().to_string();
         assert!(err.contains("no tensor named `wte`; available: bias, emb.weight"), "{err}");
         let err = load_safetensors(&st, Some("bias"), &vocab).unwrap_err().to_string();

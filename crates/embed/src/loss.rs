@@ -7,21 +7,30 @@
 
 use burn::tensor::{activation::log_softmax, Int, Tensor};
 
+/// The logit every head gives the padding token's column (tied or untied, plain or fused):
+/// it is never predicted, gets `exp(−1e9) = 0` probability and no gradient.
+pub const PAD_LOGIT: f64 = -1e9;
+
+/// The log-probability of each target: `logits [B, T, V]`, `targets [B, T]` (Int, in
+/// `[0, V)`) → `log softmax(logits)[b, t, targets[b, t]]`, `[B, T]`. The one definition of
+/// the per-token likelihood that the loss, evaluation and task scoring share (the fused
+/// head computes the same value in chunks with its analytic gradient, [`crate::fused`]).
+pub fn target_log_probs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
+    let [b, t, _] = logits.dims();
+    log_softmax(logits, 2).gather(2, targets.reshape([b, t, 1])).reshape([b, t])
+}
+
 /// Mean cross-entropy of `logits [B, T, V]` against `targets [B, T]` (Int), skipping
 /// positions whose target equals `ignore` (the padding id). Returns a one-element tensor.
 ///
 /// Targets must be in `[0, V)` (checked where they are made, like ids; see
 /// [`crate::table`]).
 pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>, ignore: Option<usize>) -> Tensor<1> {
-    let [b, t, v] = logits.dims();
-    let logits = logits.reshape([b * t, v]);
-    let targets = targets.reshape([b * t, 1]);
-    let logp = log_softmax(logits, 1);
-    let picked = logp.gather(1, targets.clone()); // [N, 1] = log p_y
+    let picked = target_log_probs(logits, targets.clone()); // [B, T] = log p_y
     match ignore {
         None => picked.mean().neg(),
         Some(pad) => {
-            let keep = targets.not_equal_elem(pad as i64).float(); // [N, 1]
+            let keep = targets.not_equal_elem(pad as i64).float(); // [B, T]
             let count = keep.clone().sum().clamp_min(1.0);
             (picked * keep).sum().neg().div(count)
         }

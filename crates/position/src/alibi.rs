@@ -16,7 +16,8 @@
 //! builds it once per shape, not once per layer per step.
 
 use burn::module::Module;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
+use ember_kernels::{causal_mask, relative_distance};
 
 use crate::cache::BiasCache;
 
@@ -67,11 +68,9 @@ pub fn alibi_bias_host(n_heads: usize, tq: usize, tk: usize, offset: usize) -> V
 /// `[o + Tq − Tk, o + Tq)`: `−m_h (i − j)` for `j ≤ i`, [`ALIBI_MASKED`] above. Independent of `o`.
 pub fn alibi_bias(slopes: &[f64], tq: usize, tk: usize, device: &Device) -> Tensor<4> {
     let h = slopes.len();
-    // i − j = a − b + (Tk − Tq) for query row a, key column b.
-    let rows = Tensor::<1, Int>::arange(0..tq as i64, device).reshape([tq, 1]).add_scalar(tk as i64 - tq as i64);
-    let cols = Tensor::<1, Int>::arange(0..tk as i64, device).reshape([1, tk]);
-    let dist = (rows - cols).float(); // [Tq, Tk], i − j
-    let future = dist.clone().lower_elem(0.0);
+    // i − j = a − b + (Tk − Tq) for query row a, key column b (bottom-right aligned).
+    let dist = relative_distance(tq, tk, device).float(); // [Tq, Tk]
+    let future = causal_mask(tq, tk, device).reshape([tq, tk]);
     let neg_dist = dist.neg().mask_fill(future, ALIBI_MASKED); // −(i − j), −∞ above the diagonal
     let m: Vec<f32> = slopes.iter().map(|&s| s as f32).collect();
     let m = Tensor::<4>::from_data(TensorData::new(m, [1, h, 1, 1]), device);

@@ -75,7 +75,8 @@ pub struct DataConfig {
     /// Fraction of tokens (the tail) held out for validation.
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
-    /// Context length `T` of training windows.
+    /// Context length `T` of training windows (for a task: positions per row, at least
+    /// the longest training example's, [`crate::tasks::TaskConfig::positions`]).
     pub context: usize,
 }
 
@@ -227,7 +228,7 @@ impl Config {
         let d = &self.data;
         match (&d.task, d.corpus.as_os_str().is_empty()) {
             (Some(task), true) => {
-                task.validate()?;
+                task.validate(d.context)?;
                 if !matches!(d.tokenizer, TokenizerConfig::Char {}) {
                     return bad("data.tokenizer", "a task uses the character tokenizer; remove data.tokenizer".into());
                 }
@@ -280,9 +281,11 @@ impl Config {
         Ok(())
     }
 
-    /// The model this config trains, for a tokenizer of `vocab_size` tokens.
+    /// The model this config trains, for a tokenizer of `vocab_size` tokens (a task's
+    /// model has a padding row at the task's pad id, [`crate::tasks::TaskConfig::pad_id`]).
     pub fn tiny_lm(&self, vocab_size: usize) -> TinyLmConfig {
-        TinyLmConfig::new(vocab_size, self.model.clone(), self.position.clone())
+        let padding_idx = self.data.task.as_ref().map(crate::tasks::TaskConfig::pad_id);
+        TinyLmConfig::new(vocab_size, self.model.clone(), self.position.clone()).with_padding_idx(padding_idx)
     }
 
     /// Apply command-line overrides: backend, a step budget (the warm-up is shortened to

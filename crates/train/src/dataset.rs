@@ -5,12 +5,18 @@
 //! tokens start at uniformly random offsets drawn from a counter-based generator keyed by
 //! `(seed, stream, index)` ([`Batches`]), so a resumed run draws exactly the batches the
 //! uninterrupted one would, and training and evaluation draw independent streams.
+//!
+//! A synthetic task (`data.task`) has no windows: its batches are whole examples, one per
+//! row, with the loss on the answer only ([`crate::tasks::batch`]); `train` and `val` then
+//! hold its pools as text lines, which only `ember eval` reads.
 
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{DataConfig, TokenizerConfig};
+use crate::rng::mix;
+use crate::tasks::TaskData;
 use crate::tokenizer::Tokenizer;
 use crate::TrainError;
 
@@ -23,6 +29,8 @@ pub struct Dataset {
     pub train: Vec<u32>,
     /// Validation ids (the tail).
     pub val: Vec<u32>,
+    /// A task's encoded examples; batches come from them instead of windows.
+    pub task: Option<TaskData>,
 }
 
 /// Which split to draw from.
@@ -64,7 +72,9 @@ impl Dataset {
             // Generated text: training and validation lines from independent streams.
             let (train, val) = (task.text(0, task.examples), task.text(1, task.examples.div_ceil(10)));
             let tokenizer = tokenizer.unwrap_or_else(|| Tokenizer::char_level(&task.symbols()));
-            return Self::from_texts(config, tokenizer, &train, &val, &PathBuf::from(format!("<task {:?}>", task.kind)));
+            let examples = TaskData::new(task, &tokenizer, config.context)?;
+            let data = Self::from_texts(config, tokenizer, &train, &val, &PathBuf::from(format!("<task {:?}>", task.kind)))?;
+            return Ok(Self { task: Some(examples), ..data });
         }
         let path = &config.corpus;
         let corpus = |reason: String| TrainError::Corpus { path: path.clone(), reason };
@@ -95,7 +105,7 @@ impl Dataset {
     /// Tokenize both splits and check them (ids within the table, one window each).
     fn from_texts(config: &DataConfig, tokenizer: Tokenizer, train_text: &str, val_text: &str, path: &std::path::Path) -> Result<Self, TrainError> {
         let corpus = |reason: String| TrainError::Corpus { path: path.to_path_buf(), reason };
-        let data = Self { train: tokenizer.encode(train_text)?, val: tokenizer.encode(val_text)?, tokenizer };
+        let data = Self { train: tokenizer.encode(train_text)?, val: tokenizer.encode(val_text)?, tokenizer, task: None };
         // The model's table has exactly `vocab_size` rows: an id past it (a tokenizer.json whose
         // added tokens or model ids exceed its reported size) is an error here, not garbage rows.
         let vocab = data.tokenizer.vocab_size();
@@ -126,9 +136,13 @@ impl Dataset {
     }
 
     /// Batch `index` of the stream `batches`: `batch_size` random windows of its split,
-    /// inputs and next-token targets, both `[batch_size, context]` Int on `device`.
-    /// Deterministic in `(batches.seed, batches.stream, index)`.
+    /// inputs and next-token targets, both `[batch_size, context]` Int on `device` (for a
+    /// task: whole examples, [`TaskData::batch`]). Deterministic in
+    /// `(batches.seed, batches.stream, index)`.
     pub fn batch(&self, batches: &Batches, index: u64, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
+        if let Some(task) = &self.task {
+            return task.batch(batches, index, device);
+        }
         let (n, context) = (batches.batch_size, batches.context);
         let ids = self.ids(batches.stream.split());
         let span = (ids.len() - context) as u64; // window starts in [0, span)
@@ -190,16 +204,4 @@ impl Batches {
     pub fn of(config: &crate::Config, stream: Stream) -> Self {
         Self { stream, batch_size: config.train.batch_size, context: config.data.context, seed: config.train.seed }
     }
-}
-
-/// SplitMix64 over a combination of the keys: a stateless, well-mixed 64-bit draw.
-pub(crate) fn mix(seed: u64, stream: u64, index: u64, item: u64) -> u64 {
-    let mut z = seed
-        ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ index.wrapping_mul(0xBF58_476D_1CE4_E5B9)
-        ^ item.wrapping_mul(0x94D0_49BB_1331_11EB);
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -16,7 +16,7 @@
 //! --factor 4`) without touching its files: RoPE has no parameters, so only the scheme's
 //! settings change ([`with_rope_scaling`]).
 
-use burn::tensor::activation::log_softmax;
+use ember_embed::loss::target_log_probs;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ember_position::rope_scaling::RopeScaling;
 use ember_position::PositionConfig;
@@ -88,10 +88,9 @@ pub fn evaluate_split(model: &TinyLm, ids: &[u32], split: Split, context: usize,
             count += k;
         }
         let x = Tensor::<2, Int>::from_data(TensorData::new(x, [b, len]), device);
-        let y = Tensor::<2, Int>::from_data(TensorData::new(y, [b, len]), device).reshape([b * len, 1]);
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, [b * len, 1]), device);
-        let v = model.tok.vocab_size();
-        let logp = log_softmax(model.forward(x, 0)?.reshape([b * len, v]), 1).gather(1, y);
+        let y = Tensor::<2, Int>::from_data(TensorData::new(y, [b, len]), device);
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, len]), device);
+        let logp = target_log_probs(model.forward(x, 0)?, y);
         total -= (logp * mask).sum().into_scalar::<f64>();
     }
     let loss = total / count as f64;

@@ -9,20 +9,21 @@
 //! - [`tokenizer`]: text ↔ ids (characters, offline BPE, a user's `tokenizer.json`);
 //! - [`dataset`]: corpus → train/val ids → batches of random windows ([`dataset::Batches`]);
 //! - [`trainer`]: AdamW, warm-up + cosine, clipping, evaluation, NaN guard, Ctrl-C;
-//! - [`run`]: the run directory — layout, create, load, list — and its atomic checkpoint;
+//! - [`run`]: the run directory — layout, create, load, list — and its checkpoint;
+//! - [`fs`]: [`fs::write_atomic`], the one way files are written (temp file + rename);
 //! - [`metrics`]: `metrics.jsonl` and the progress display;
 //! - [`embedding`]: token counts, contextual hidden states, quantized tables on a run;
 //! - [`eval`]: loss and perplexity over a whole split (non-overlapping or sliding windows);
 //! - [`sample`]: text generation (temperature, top-k, greedy; KV cache);
 //! - [`bench`]: the phases of a training step timed (`ember bench step`);
-//! - [`tasks`]: synthetic copy / reverse / addition data and exact-match evaluation;
+//! - [`tasks`]: synthetic copy / reverse / addition: generation, answer-only batches, scoring
+//!   (teacher-forced and greedy exact match);
+//! - [`rng`]: the counter-based generator behind every seeded data draw;
 //! - [`gradcheck`]: analytic softmax-CE gradients and finite differences vs autodiff;
 //! - [`interop`]: safetensors export (ember or nanoGPT names), nanoGPT checkpoint import;
 //! - [`ablate`]: `ember ablate` — position-scheme ablations (grid, resume, shards, results);
 //! - [`error`]: [`TrainError`], one variant per failure kind.
 
-pub mod allocator;
-pub mod pool;
 pub mod bench;
 pub mod ablate;
 pub mod config;
@@ -30,12 +31,13 @@ pub mod dataset;
 pub mod embedding;
 pub mod error;
 pub mod eval;
+pub mod fs;
 pub mod gradcheck;
 pub mod interop;
-pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod run;
+pub mod rng;
 pub mod sample;
 pub mod tasks;
 pub mod tokenizer;

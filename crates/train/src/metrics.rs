@@ -35,7 +35,7 @@ impl MetricsLog {
                 })
                 .map(|line| format!("{line}\n"))
                 .collect();
-            crate::run::write_atomic(path, kept.as_bytes())?;
+            crate::fs::write_atomic(path, kept.as_bytes())?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -144,7 +144,7 @@ impl Tokenizer {
             Self::Char { chars } => serialize(&Self::char_level_hf(chars)?)?,
             Self::Hf(t) => serialize(t)?,
         };
-        crate::run::write_atomic(path, text.as_bytes())
+        crate::fs::write_atomic(path, text.as_bytes())
     }
 
     /// The character vocabulary of a `tokenizer.json` value when it has exactly the shape

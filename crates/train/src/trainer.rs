@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::{Config, TrainConfig};
 use crate::dataset::{Batches, Dataset, Split, Stream};
-use crate::kernels::{sum_of_squares, FusedAdamW, GradScale};
+use ember_kernels::{sum_of_squares, FusedAdamW, GradScale};
 use crate::metrics::MetricsLog;
 use crate::model::TinyLm;
 use crate::run::{checkpoint, Checkpoint, RunDir, TrainState};

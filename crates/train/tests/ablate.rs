@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use common::{rng_lock, small_corpus, temp_dir, tiny_config};
 use ember_position::PositionConfig;
-use ember_train::ablate::results::{collect, to_csv, to_markdown, write_outputs};
+use ember_train::ablate::results::{collect, paired, paired_markdown, to_csv, to_markdown, write_outputs};
 use ember_train::ablate::{grid, run_shard, AblateOptions, Ablation, AblationConfig, Row, Shard};
 use ember_train::dataset::{Batches, Dataset, Split, Stream};
 use ember_train::eval::{evaluate_run, with_rope_scaling, EvalScaling, ScalingKind};
@@ -21,13 +21,18 @@ fn quiet() -> AblateOptions {
 
 /// none, learned (table 32 > context 8), rope, rope+yarn (eval-only); lengths 8 and 16.
 fn ablation(dir: &Path, out: &str) -> Ablation {
+    ablation_seeds(dir, out, "[3]")
+}
+
+/// [`ablation`] with other `seeds` (TOML).
+fn ablation_seeds(dir: &Path, out: &str, seeds: &str) -> Ablation {
     let corpus = small_corpus(dir, 6_000);
     let base = tiny_config(&corpus, &dir.join("unused"), "scheme = \"none\"", 6);
     let text = format!(
         r#"
         base = "unused.toml"
         out_dir = "{out}"
-        seeds = [3]
+        seeds = {seeds}
         eval_lengths = [1, 2]
         steps = 4
         [eval]
@@ -49,6 +54,11 @@ fn ablation(dir: &Path, out: &str) -> Ablation {
         out = dir.join(out).display()
     );
     Ablation::new(toml::from_str::<AblationConfig>(&text).unwrap(), base).unwrap()
+}
+
+/// The modification time of `path`.
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The rows without the wall-clock column (which differs between runs).
@@ -183,7 +193,7 @@ fn variants_share_budget_data_order_and_initialization() {
         let m = c.tiny_lm(data.tokenizer.vocab_size()).init(&dev).unwrap();
         let x = m.tok.forward(m.tok.ids_tensor(&[0, 1, 2], 1, 3).unwrap());
         let nope = PositionConfig::None {}.init(16, 2, &dev).unwrap();
-        (x.clone().into_data(), m.blocks[0].forward(x, &nope, None, 0).into_data())
+        (x.clone().into_data(), m.blocks[0].forward(x, &nope, None, 0).unwrap().into_data())
     };
     let (tok0, block0) = token_table(&configs[0]);
     for c in &configs {
@@ -226,11 +236,30 @@ fn ablation_config_is_checked() {
         ("[[variant]]\nlabel = \"a/b\"\nposition = { scheme = \"none\" }\n", "directory"),
         ("[[variant]]\nlabel = \"a\"\n", "either"),
         ("[[variant]]\nlabel = \"a\"\nposition = { scheme = \"learned\", max_len = 4 }\n", "max_len"),
-        ("seeds = []\n[[variant]]\nlabel = \"a\"\nposition = { scheme = \"none\" }\n", "seed"),
+        ("seeds = []\n[[variant]]\nlabel = \"a\"\nposition = { scheme = \"none\" }\n", "`seeds`: the list is empty"),
+        ("seeds = [1, 2, 1]\n[[variant]]\nlabel = \"a\"\nposition = { scheme = \"none\" }\n", "seed 1 is listed twice"),
+        ("seeds = [-1]\n[[variant]]\nlabel = \"a\"\nposition = { scheme = \"none\" }\n", "seeds"),
+        ("[[variant]]\nlabel = \"a\"\nposition = { scheme = \"rotary\" }\n", "unknown variant `rotary`"),
+        ("[[variant]]\nlabel = \"a\"\npositon = { scheme = \"none\" }\n", "unknown field `positon`"),
+        ("[eval]\nstride = 0.5\n[[variant]]\nlabel = \"a\"\nposition = { scheme = \"none\" }\n", "unknown field `stride`"),
+        ("[eval]\nsliding_stride = 1.5\n[[variant]]\nlabel = \"a\"\nposition = { scheme = \"none\" }\n", "`eval.sliding_stride`: 1.5 is not in (0, 1]"),
+        ("[eval]\nmax_tokens = 10\n[[variant]]\nlabel = \"a\"\nposition = { scheme = \"none\" }\n", "`eval.max_tokens`: 10 is shorter than the longest evaluation length (16 tokens)"),
+        ("[[variant]]\nlabel = \"r\"\nposition = { scheme = \"rope\" }\n[[variant]]\nlabel = \"y\"\neval_of = \"r\"\nrope_scaling = { kind = \"ntk\", factor = 2.0 }\n", "unknown variant `ntk`"),
+        ("[[variant]]\nlabel = \"r\"\nposition = { scheme = \"rope\" }\n[[variant]]\nlabel = \"y\"\neval_of = \"r\"\nrope_scaling = { kind = \"yarn\", factor = -2.0 }\n", "`variant.rope_scaling`: variant `y`"),
+        ("[[variant]]\nlabel = \"r\"\nposition = { scheme = \"rope\" }\n[[variant]]\nlabel = \"y\"\neval_of = \"y\"\nrope_scaling = { kind = \"yarn\", factor = 2.0 }\n", "`variant.eval_of`: variant `y`"),
     ] {
         let err = parse(bad).err().unwrap_or_else(|| panic!("accepted: {bad}"));
         assert!(err.contains(says), "{bad}: {err}");
     }
+    let mut c: AblationConfig = toml::from_str("base = \"b.toml\"\nout_dir = \"x\"\neval_lengths = []\n[[variant]]\nlabel = \"a\"\nposition = { scheme = \"none\" }\n").unwrap();
+    assert!(Ablation::new(c.clone(), base.clone()).unwrap_err().to_string().contains("`eval_lengths`: []"));
+    c.eval_lengths = vec![1];
+    c.eval.task_examples = 0;
+    assert!(Ablation::new(c, base.clone()).unwrap_err().to_string().contains("`eval.task_examples`"));
+    // --compare names two different variants of the ablation.
+    assert!(ok.check_compare("rope", "rope").unwrap_err().to_string().contains("two different variants"));
+    let err = ok.check_compare("rope", "alibi").unwrap_err().to_string();
+    assert!(err.contains("--compare") && err.contains("`alibi` is not a variant") && err.contains("variants are rope"), "{err}");
     assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
     assert!("4/4".parse::<Shard>().is_err() && "1".parse::<Shard>().is_err() && "0/0".parse::<Shard>().is_err());
     let jobs = grid::jobs(&ok);
@@ -261,7 +290,7 @@ fn task_ablation_scores_exact_match_and_marks_learned_na() {
     )
     .unwrap();
     let data = Dataset::load(&base.data, None).unwrap();
-    assert_eq!(data.tokenizer.vocab_size(), 3 + 10 + 4, "newline, =, +, digits, 4 letters");
+    assert_eq!(data.tokenizer.vocab_size(), 4 + 10 + 4, "newline, pad, =, +, digits, 4 letters");
     assert_eq!(Dataset::load(&base.data, None).unwrap().train, data.train, "seeded text");
     let text = format!(
         "base = \"b.toml\"\nout_dir = \"{}\"\neval_lengths = [1, 2]\n[eval]\ntask_examples = 5\n\
@@ -276,15 +305,105 @@ fn task_ablation_scores_exact_match_and_marks_learned_na() {
     assert_eq!(rows.len(), 2 * 2);
     for r in &rows {
         assert_eq!(r.mode, "exact_match");
-        // reverse at n = 8 is 1 + 9 + 8 = 18 tokens, past the 12-token training window
+        // reverse at n = 8 takes 1 + 9 + 8 = 18 positions, past the 12-token training window
         let na = r.variant == "learned" && r.eval_len == 8;
         assert_eq!(r.accuracy.is_none(), na, "{r:?}");
         if !na {
             let acc = r.accuracy.unwrap();
-            assert!((0.0..=1.0).contains(&acc) && r.loss.unwrap().is_finite() && r.tokens == Some(5 * r.eval_len), "{r:?}");
+            let greedy = r.greedy.expect("greedy exact match beside the teacher-forced one");
+            // scored: each example's answer and its end `\n`
+            assert!((0.0..=1.0).contains(&acc) && (0.0..=1.0).contains(&greedy) && r.loss.unwrap().is_finite() && r.tokens == Some(5 * (r.eval_len + 1)), "{r:?}");
         }
     }
     let md = to_markdown(&a, &rows);
     assert!(md.contains("exact-match accuracy") && md.contains("n/a"), "{md}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn results_report_t_intervals_and_paired_differences() {
+    let dir = temp_dir("abl-stats");
+    let mut a = ablation(&dir, "stats");
+    a.config.seeds = vec![1, 2, 3];
+    // Non-overlapping at 8: none 2.0, 2.2, 2.4; rope = none − (0.10, 0.11, 0.09); every other
+    // value 3.0; learned n/a at 16.
+    let none = [2.0, 2.2, 2.4];
+    let rope = [1.90, 2.09, 2.31];
+    let mut rows = Vec::new();
+    for v in ["none", "learned", "rope", "rope+yarn"] {
+        for (i, seed) in [1, 2, 3].into_iter().enumerate() {
+            for len in [8, 16] {
+                for mode in ["non_overlapping", "sliding"] {
+                    let at8 = len == 8 && mode == "non_overlapping";
+                    let loss = match v {
+                        "learned" if len == 16 => None,
+                        "none" if at8 => Some(none[i]),
+                        "rope" if at8 => Some(rope[i]),
+                        _ => Some(3.0),
+                    };
+                    rows.push(Row { variant: v.into(), seed, eval_len: len, mode: mode.into(), loss, perplexity: loss.map(f64::exp), accuracy: None, greedy: None, tokens: Some(120), train_time_s: 1.0, reason: None });
+                }
+            }
+        }
+    }
+    // none: ± 4.3026527 · 0.2 / √3 = 0.4968; rope − none per seed −0.10, −0.11, −0.09:
+    // ± 4.3026527 · 0.01 / √3 = 0.0248, an interval that leaves out 0, though rope's own
+    // interval (± 0.5097) overlaps none's.
+    let md = to_markdown(&a, &rows);
+    assert!(md.contains("95 % confidence interval over the 3 seeds (Student t, 2 degrees of freedom)"), "{md}");
+    assert!(md.contains("| none | 2.2000 ± 0.4968 | 3.0000 ± 0.0000 |"), "{md}");
+    assert!(md.contains("| rope | 2.1000 ± 0.5097 |"), "{md}");
+    assert!(md.contains("| learned | 3.0000 ± 0.0000 | n/a |"), "{md}");
+    assert!(md.contains("paired difference from none") && md.contains("| rope − none | -0.1000 ± 0.0248 * | +0.0000 ± 0.0000 |"), "{md}");
+    assert!(md.contains("| learned − none | +0.8000 ± 0.4968 * | n/a |"), "{md}");
+    let d = &paired(&a, &rows, "non_overlapping", false, "rope", "none")[0];
+    assert_eq!(d.0, 8);
+    let d = d.1.unwrap();
+    assert!((d.mean + 0.1).abs() < 1e-12 && (d.half_width.unwrap() - 0.024_841).abs() < 1e-6, "{d:?}");
+    let cmp = paired_markdown(&a, &rows, "rope", "none");
+    assert!(cmp.contains("# Paired difference: rope − none") && cmp.contains("| rope − none | -0.1000 ± 0.0248 * |"), "{cmp}");
+    assert_eq!(cmp.matches("## ").count(), 2, "one table per mode: {cmp}");
+
+    // One seed: means only, and the text says why there is no interval.
+    a.config.seeds = vec![1];
+    let one: Vec<Row> = rows.iter().filter(|r| r.seed == 1).cloned().collect();
+    let md = to_markdown(&a, &one);
+    assert!(md.contains("one seed, so no confidence interval") && md.contains("| none | 2.0000 | 3.0000 |") && md.contains("| rope − none | -0.1000 | +0.0000 |"), "{md}");
+    assert!(!md.contains('±'), "{md}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn interrupted_multi_seed_ablation_resumes_without_redoing_finished_cells() {
+    let _lock = rng_lock();
+    let dir = temp_dir("abl-seeds");
+    let dev = Device::flex();
+    // Jobs: none/1, none/2, learned/1, learned/2, rope/1, rope/2; shard 0/2 = every seed-1 job.
+    let a = ablation_seeds(&dir, "resumed", "[1, 2]");
+    let first = run_shard(&a, &dev, &AblateOptions { shard: "0/2".parse().unwrap(), ..quiet() }).unwrap();
+    assert_eq!((first.evaluated, first.trained.len()), (4, 3));
+    let cell = |v: &str, s: u64| a.config.out_dir.join(format!("cells/{v}/seed-{s}.json"));
+    let checkpoint = |v: &str, s: u64| a.run_dir(v, s).join("checkpoint.bin");
+    let finished: Vec<_> = ["none", "learned", "rope", "rope+yarn"].iter().map(|v| (cell(v, 1), mtime(&cell(v, 1)))).collect();
+    let trained: Vec<_> = ["none", "learned", "rope"].iter().map(|v| (checkpoint(v, 1), mtime(&checkpoint(v, 1)))).collect();
+    // Ctrl-C already pressed: nothing more is trained or evaluated.
+    let stop = Some(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)));
+    let none = run_shard(&a, &dev, &AblateOptions { stop, ..quiet() }).unwrap();
+    assert_eq!((none.evaluated, none.trained.len(), none.interrupted), (0, 0, true));
+    // The whole grid, interrupted in its first unfinished training (none, seed 2).
+    let cut = run_shard(&a, &dev, &AblateOptions { stop_at: Some(2), ..quiet() }).unwrap();
+    assert_eq!((cut.skipped, cut.evaluated, cut.interrupted), (1, 0, true), "none/1 skipped, then none/2 stopped");
+    assert_eq!(cut.trained, vec!["none/seed-2"]);
+    // Resume: the seed-1 cells and runs are reused as they are; only seed 2 is trained.
+    let rest = run_shard(&a, &dev, &quiet()).unwrap();
+    assert_eq!((rest.skipped, rest.evaluated, rest.interrupted), (4, 4, false));
+    assert_eq!(rest.trained, vec!["none/seed-2", "learned/seed-2", "rope/seed-2"]);
+    for (path, before) in finished.iter().chain(&trained) {
+        assert_eq!(mtime(path), *before, "{} was rewritten", path.display());
+    }
+    // Same numbers as one uninterrupted run.
+    let fresh = ablation_seeds(&dir, "fresh", "[1, 2]");
+    run_shard(&fresh, &dev, &quiet()).unwrap();
+    assert_eq!(numbers(&collect(&a).unwrap()), numbers(&collect(&fresh).unwrap()));
     std::fs::remove_dir_all(&dir).unwrap();
 }

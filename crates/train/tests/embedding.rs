@@ -53,7 +53,7 @@ fn contextual_state_is_the_models_forward_at_that_layer() {
         // layer 0: s·E[id] + P[pos], built by hand from the table and the position module
         let l0 = m.pos.add_to_embeddings(m.lookup(x.clone()), 0).unwrap();
         // layer 1: block 0 applied by hand
-        let l1 = m.blocks[0].forward(l0.clone(), &m.pos, None, 0);
+        let l1 = m.blocks[0].forward(l0.clone(), &m.pos, None, 0).unwrap();
         // last: logits through the head equal the model's own forward
         let logits = m.forward(x.clone(), 0).unwrap();
         for p in [0usize, 5, 13] {

@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use ember::viz;
 use ember_embed::frequency;
-use ember_embed::io::{self, LoadedTable};
+use ember_embed::io::LoadedTable;
 use ember_embed::neighbors::{Metric, NeighborIndex, Preprocess};
 use ember_embed::report::{self, NeighborsReport};
 use ember_train::run::{LoadedRun, RunDir};
@@ -138,7 +138,7 @@ pub fn resolve(args: &TableArgs, counts: Option<&PathBuf>, auto_counts: bool) ->
     let run = args.run(&flex)?;
     let table = match &run {
         Some(r) => r.token_table(),
-        None => io::load_table(&args.table, args.tensor.as_deref(), args.vocab.as_deref())?,
+        None => ember_embed::load_table(&args.table, args.tensor.as_deref(), args.vocab.as_deref())?,
     };
     let counts = match (counts.filter(|p| !p.as_os_str().is_empty()), &run) {
         (Some(file), _) => {

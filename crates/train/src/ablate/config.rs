@@ -194,14 +194,39 @@ impl Ablation {
         self.config.eval_lengths.iter().map(|m| m * self.train_len()).collect()
     }
 
+    /// Check a `--compare x y` request: two different variant labels of this ablation.
+    pub fn check_compare(&self, x: &str, y: &str) -> Result<(), TrainError> {
+        let labels = || self.config.variants.iter().map(|v| v.label.as_str()).collect::<Vec<_>>().join(", ");
+        if let Some(unknown) = [x, y].into_iter().find(|l| self.variant(l).is_none()) {
+            return Err(TrainError::request("--compare", format!("`{unknown}` is not a variant of this ablation; its variants are {}", labels())));
+        }
+        if x == y {
+            return Err(TrainError::request("--compare", format!("compare two different variants (got `{x}` twice); the variants are {}", labels())));
+        }
+        Ok(())
+    }
+
+    /// An eval-only variant's scaling must make a valid RoPE config of its trained variant
+    /// `of` (caught here, not after training).
+    fn check_scaling(&self, v: &Variant, of: &Variant, scaling: &EvalScaling) -> Result<(), TrainError> {
+        let mut c = self.run_config(of, self.config.seeds[0]);
+        if let PositionConfig::Rope { scaling: s, .. } = &mut c.position {
+            *s = scaling.rope_scaling(c.data.context);
+        }
+        c.validate().map_err(|e| TrainError::config("variant.rope_scaling", format!("variant `{}`: {e}", v.label)))
+    }
+
     fn validate(&self) -> Result<(), TrainError> {
         let c = &self.config;
         let bad = |field: &str, why: String| Err(TrainError::config(field, why));
         if c.variants.is_empty() {
             return bad("variant", "list at least one [[variant]]".into());
         }
-        if c.seeds.is_empty() || (1..c.seeds.len()).any(|i| c.seeds[..i].contains(&c.seeds[i])) {
-            return bad("seeds", format!("{:?}: need at least one seed, each once", c.seeds));
+        if c.seeds.is_empty() {
+            return bad("seeds", "the list is empty; list at least one seed, e.g. seeds = [0, 1, 2] (≥ 2 for confidence intervals)".into());
+        }
+        if let Some(i) = (1..c.seeds.len()).find(|&i| c.seeds[..i].contains(&c.seeds[i])) {
+            return bad("seeds", format!("{:?}: seed {} is listed twice; list each seed once", c.seeds, c.seeds[i]));
         }
         if c.eval_lengths.is_empty() || c.eval_lengths.contains(&0) {
             return bad("eval_lengths", format!("{:?}: need multiples ≥ 1 of the training context", c.eval_lengths));
@@ -210,7 +235,17 @@ impl Ablation {
             return bad("eval.task_examples", "must be ≥ 1".into());
         }
         if !(c.eval.sliding_stride > 0.0 && c.eval.sliding_stride <= 1.0) {
-            return bad("eval.sliding_stride", format!("{} is not in (0, 1]", c.eval.sliding_stride));
+            return bad("eval.sliding_stride", format!("{} is not in (0, 1]; it is the sliding stride as a fraction of the length", c.eval.sliding_stride));
+        }
+        let longest = self.eval_tokens().into_iter().max().unwrap_or(0);
+        match c.eval.max_tokens {
+            Some(m) if self.base.data.task.is_none() && m < longest => {
+                return bad("eval.max_tokens", format!(
+                    "{m} is shorter than the longest evaluation length ({longest} tokens), so its windows would be cut short; \
+                     set it to at least {longest}, or leave it out to score the whole split"
+                ));
+            }
+            _ => {}
         }
         for (i, v) in c.variants.iter().enumerate() {
             let ok_char = |ch: char| ch.is_ascii_alphanumeric() || "-_+.".contains(ch);
@@ -224,8 +259,8 @@ impl Ablation {
                 (Some(_), None, None) => {
                     self.run_config(v, c.seeds[0]).validate().map_err(|e| TrainError::config("variant.position", format!("variant `{}`: {e}", v.label)))?;
                 }
-                (None, Some(of), Some(_)) => match self.variant(of) {
-                    Some(t) if t.trains() && matches!(t.position, Some(PositionConfig::Rope { .. })) => {}
+                (None, Some(of), Some(scaling)) => match self.variant(of) {
+                    Some(t) if t.trains() && matches!(t.position, Some(PositionConfig::Rope { .. })) => self.check_scaling(v, t, scaling)?,
                     _ => return bad("variant.eval_of", format!("variant `{}`: `{of}` must be the label of a trained variant with scheme = \"rope\"", v.label)),
                 },
                 _ => {

@@ -17,7 +17,8 @@
 //!   cells/<label>/seed-<s>.json the finished cell's rows (results::Row), one file per cell
 //!   results.csv results.json    every row: variant, seed, eval_len, mode, loss, perplexity,
 //!                               tokens, train_time_s, reason
-//!   results.md                  mean ± std over seeds, variant × length, per mode
+//!   results.md                  per mode: mean and 95 % t interval over seeds, variant ×
+//!                               length; each variant's paired difference from the first
 //!   loss_curves.png extrapolation.png   (drawn by the CLI)
 //! ```
 //!
@@ -26,7 +27,18 @@
 //! examples (mode `exact_match`).
 //!
 //! Files: [`config`] (schema), [`grid`] (cells, jobs, shards), [`runner`] (train + eval,
-//! resume, skip), [`results`] (rows, CSV/JSON/Markdown).
+//! resume, skip), [`results`] (rows, CSV/JSON/Markdown), [`stats`] (t intervals, paired
+//! differences).
+//!
+//! ## Seeds and statistics
+//!
+//! Every trained variant runs once per seed, and the seed is the only thing that differs
+//! between the runs of a variant; variants at one seed share data order and initialization.
+//! A cell of `results.md` is the mean over seeds with its 95 % Student-t interval
+//! (`n − 1` degrees of freedom; none for one seed). Because variants share seeds, the
+//! comparison that cancels seed-to-seed noise is *paired*: the per-seed difference of two
+//! variants, averaged, with its own t interval ([`results::paired`]; `results.md` compares
+//! every variant with the first, `ember ablate --compare A B` any two).
 //!
 //! ## Resuming, sharding, concurrency
 //!
@@ -48,11 +60,14 @@
 //! `--jobs N` does the same on one machine: it starts N child processes (shards `i/N`),
 //! each with `RAYON_NUM_THREADS = cores / N` so the CPU backend's rayon pool of each job
 //! gets its own share of the cores, shows one progress bar over the cells, then collects.
+//! A failing child or Ctrl-C stops the others (their trainings save a checkpoint; see the
+//! CLI's `src/cli/ablate/jobs.rs`), so a rerun resumes.
 
 pub mod config;
 pub mod grid;
 pub mod results;
 pub mod runner;
+pub mod stats;
 
 pub use config::{Ablation, AblationConfig, EvalSettings, Variant};
 pub use grid::{Cell, Job, Shard};

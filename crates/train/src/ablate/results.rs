@@ -3,8 +3,9 @@
 //! Each finished cell is one file `out_dir/cells/<label>/seed-<seed>.json` (a JSON array of
 //! [`Row`]s, written atomically): its existence is what "finished" means, for resume and for
 //! `--collect`. [`write_outputs`] merges all cells into `results.csv`, `results.json` (the
-//! same rows) and `results.md` (mean ± std over seeds, one row per variant, one column per
-//! evaluation length, one table per mode).
+//! same rows) and `results.md` (per mode: mean and 95 % t interval over seeds, one row per
+//! variant, one column per evaluation length; then each variant's paired difference from the
+//! first variant, see [`super::stats`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Ablation;
 use super::grid::{cells, Cell};
-use crate::run::write_atomic;
+use super::stats::{estimate, paired_difference, Estimate, LEVEL};
+use crate::fs::write_atomic;
 use crate::TrainError;
 
 /// `non_overlapping` (stride = length) or `sliding` (stride = `eval.sliding_stride` × length).
@@ -45,6 +47,10 @@ pub struct Row {
     pub perplexity: Option<f64>,
     /// Task ablations: fraction of examples with every answer token right.
     pub accuracy: Option<f64>,
+    /// Task ablations: fraction of examples whose greedily decoded answer is right (see
+    /// [`crate::tasks::score`]; `accuracy` is the teacher-forced one).
+    #[serde(default)]
+    pub greedy: Option<f64>,
     /// Targets scored.
     pub tokens: Option<usize>,
     /// Training time of the run the cell evaluates (seconds, from its checkpoint).
@@ -133,71 +139,119 @@ pub fn to_csv(rows: &[Row]) -> String {
     s
 }
 
-/// `(evaluation length, Some((mean, std)) | None = n/a)`.
-pub type LengthStat = (usize, Option<(f64, f64)>);
+/// `(evaluation length, Some(estimate over seeds) | None = n/a)`.
+pub type LengthStat = (usize, Option<Estimate>);
 
 /// `(label, [(step, mean val loss)])`.
 pub type Curve = (String, Vec<(f64, f64)>);
 
-/// Mean and sample standard deviation (0 for one value).
-pub fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
+/// The `(seed, value)` pairs of `variant` at `len` in `mode`: the loss, or the accuracy when
+/// `accuracy`; `None` when any seed's value is missing (`n/a`) or there are no rows.
+pub fn seed_values(rows: &[Row], variant: &str, mode: &str, len: usize, accuracy: bool) -> Option<Vec<(u64, f64)>> {
+    let sel: Vec<&Row> = rows.iter().filter(|r| r.variant == variant && r.mode == mode && r.eval_len == len).collect();
+    let values: Option<Vec<(u64, f64)>> = sel.iter().map(|r| if accuracy { r.accuracy } else { r.loss }.map(|v| (r.seed, v))).collect();
+    values.filter(|v| !v.is_empty())
 }
 
-/// Per variant and mode: `(eval_len, Some((mean, std)) | None = n/a)` for each length, loss
-/// (or accuracy, `accuracy = true`) averaged over seeds (a length is `n/a` when any seed is).
+/// Per variant of `a` and length: the loss (or accuracy, `accuracy = true`) in `mode`, its
+/// mean and [`LEVEL`] t interval over seeds (a length is `n/a` when any seed is).
 pub fn summary(a: &Ablation, rows: &[Row], mode: &str, accuracy: bool) -> Vec<(String, Vec<LengthStat>)> {
     let lengths = a.eval_tokens();
-    a.config
-        .variants
-        .iter()
-        .map(|v| {
-            let cols = lengths
-                .iter()
-                .map(|&len| {
-                    let sel: Vec<&Row> = rows.iter().filter(|r| r.variant == v.label && r.mode == mode && r.eval_len == len).collect();
-                    let losses: Option<Vec<f64>> = sel.iter().map(|r| if accuracy { r.accuracy } else { r.loss }).collect();
-                    (len, losses.filter(|l| !l.is_empty()).map(|l| mean_std(&l)))
-                })
-                .collect();
-            (v.label.clone(), cols)
-        })
-        .collect()
+    let stat = |label: &str, len: usize| seed_values(rows, label, mode, len, accuracy).and_then(|v| estimate(&v.iter().map(|x| x.1).collect::<Vec<_>>(), LEVEL));
+    a.config.variants.iter().map(|v| (v.label.clone(), lengths.iter().map(|&len| (len, stat(&v.label, len))).collect())).collect()
 }
 
-/// `results.md`: a table per mode, mean ± std of the loss over seeds.
+/// Per length: the paired difference `x − y` (variant labels) in `mode` over the seeds, its
+/// mean and [`LEVEL`] t interval (`n/a` when either is `n/a` there). See [`paired_difference`].
+pub fn paired(a: &Ablation, rows: &[Row], mode: &str, accuracy: bool, x: &str, y: &str) -> Vec<LengthStat> {
+    let values = |label: &str, len: usize| seed_values(rows, label, mode, len, accuracy);
+    a.eval_tokens().into_iter().map(|len| (len, values(x, len).zip(values(y, len)).and_then(|(vx, vy)| paired_difference(&vx, &vy, LEVEL)))).collect()
+}
+
+/// The tables of `a`: `(mode, accuracy)` — loss per mode, and accuracy for a task.
+fn tables(a: &Ablation) -> Vec<(&'static str, bool)> {
+    modes(a).iter().flat_map(|m| [(*m, false)].into_iter().chain((*m == TASK_MODE).then_some((*m, true)))).collect()
+}
+
+fn title(mode: &str, accuracy: bool) -> String {
+    if accuracy { "exact-match accuracy".to_string() } else { format!("{} loss", mode.replace('_', "-")) }
+}
+
+/// One Markdown table: a header of lengths, then `(row label, cells)`.
+fn md_table(s: &mut String, heading: &str, lengths: &[usize], body: impl IntoIterator<Item = (String, Vec<String>)>) {
+    let _ = write!(s, "\n## {heading}\n\n| variant |");
+    for len in lengths {
+        let _ = write!(s, " {len} |");
+    }
+    s.push_str("\n| --- |");
+    s.push_str(&" ---: |".repeat(lengths.len()));
+    s.push('\n');
+    for (label, cells) in body {
+        let _ = writeln!(s, "| {label} | {} |", cells.join(" | "));
+    }
+}
+
+/// A cell: `mean ± half-width` (`signed`: with a sign, and `*` when the interval leaves out 0),
+/// the mean alone with one seed, `n/a` when missing.
+fn cell(e: &Option<Estimate>, signed: bool) -> String {
+    match (e, signed) {
+        (None, _) => "n/a".into(),
+        (Some(e), false) => e.half_width.map_or(format!("{:.4}", e.mean), |h| format!("{:.4} ± {h:.4}", e.mean)),
+        (Some(e), true) => {
+            let star = if e.excludes_zero() { " *" } else { "" };
+            e.half_width.map_or(format!("{:+.4}", e.mean), |h| format!("{:+.4} ± {h:.4}{star}", e.mean))
+        }
+    }
+}
+
+/// How the cells are computed, for the text above the tables.
+fn interval_note(seeds: usize) -> String {
+    if seeds > 1 {
+        format!(
+            "mean ± half-width of the {:.0} % confidence interval over the {seeds} seeds (Student t, {} degrees of freedom)",
+            LEVEL * 100.0,
+            seeds - 1
+        )
+    } else {
+        "one seed, so no confidence interval (list more `seeds` for one)".into()
+    }
+}
+
+/// The paired-difference tables `x − y` (one per mode; see [`paired`]) as Markdown.
+pub fn paired_markdown(a: &Ablation, rows: &[Row], x: &str, y: &str) -> String {
+    let mut s = format!(
+        "# Paired difference: {x} − {y}\n\nPer seed, {x}'s value minus {y}'s (same seeds, same data order); {}. \
+         `*`: the interval leaves out 0.\n",
+        interval_note(a.config.seeds.len())
+    );
+    for (mode, accuracy) in tables(a) {
+        md_table(&mut s, &title(mode, accuracy), &a.eval_tokens(), [(format!("{x} − {y}"), paired(a, rows, mode, accuracy, x, y).iter().map(|c| cell(&c.1, true)).collect())]);
+    }
+    s
+}
+
+/// `results.md`: per mode, a table of the loss (mean and interval over seeds, see
+/// [`summary`]) and, with ≥ 2 variants, a table of each variant's paired difference from
+/// the first one (see [`paired`]).
 pub fn to_markdown(a: &Ablation, rows: &[Row]) -> String {
     let lengths = a.eval_tokens();
-    let t = a.train_len();
     let what = if a.base.data.task.is_some() { "operand length" } else { "context" };
     let mut s = format!(
-        "# Ablation results\n\nValidation loss (nats/token), mean ± std over seeds {:?}; trained at {what} {t} for {} steps. \
+        "# Ablation results\n\nValidation loss (nats/token): {}; seeds {:?}; trained at {what} {} for {} steps. \
          `n/a` = cannot be evaluated there (reasons in results.csv).\n",
-        a.config.seeds, a.base.train.steps
+        interval_note(a.config.seeds.len()),
+        a.config.seeds,
+        a.train_len(),
+        a.base.train.steps
     );
-    let tables: Vec<(&str, bool)> = modes(a).iter().flat_map(|m| [(*m, false)].into_iter().chain((*m == TASK_MODE).then_some((*m, true)))).collect();
-    for (mode, accuracy) in tables {
-        let title = if accuracy { "exact-match accuracy".to_string() } else { format!("{} loss", mode.replace('_', "-")) };
-        let _ = write!(s, "\n## {title}\n\n| variant |", );
-        for len in &lengths {
-            let _ = write!(s, " {len} |");
-        }
-        s.push_str("\n| --- |");
-        s.push_str(&" ---: |".repeat(lengths.len()));
-        s.push('\n');
-        for (label, cols) in summary(a, rows, mode, accuracy) {
-            let _ = write!(s, "| {label} |");
-            for (_, c) in cols {
-                match c {
-                    Some((m, sd)) if a.config.seeds.len() > 1 => { let _ = write!(s, " {m:.4} ± {sd:.4} |"); }
-                    Some((m, _)) => { let _ = write!(s, " {m:.4} |"); }
-                    None => s.push_str(" n/a |"),
-                }
-            }
-            s.push('\n');
+    let baseline = &a.config.variants[0].label;
+    for (mode, accuracy) in tables(a) {
+        md_table(&mut s, &title(mode, accuracy), &lengths, summary(a, rows, mode, accuracy).into_iter().map(|(label, cols)| (label, cols.iter().map(|c| cell(&c.1, false)).collect())));
+        let others = a.config.variants.iter().skip(1).map(|v| {
+            (format!("{} − {baseline}", v.label), paired(a, rows, mode, accuracy, &v.label, baseline).iter().map(|c| cell(&c.1, true)).collect())
+        });
+        if a.config.variants.len() > 1 {
+            md_table(&mut s, &format!("{}: paired difference from {baseline} (`*`: the interval leaves out 0)", title(mode, accuracy)), &lengths, others);
         }
     }
     s

@@ -28,7 +28,8 @@ pub struct AblateOptions {
     pub shard: Shard,
     /// No progress bar.
     pub quiet: bool,
-    /// Ctrl-C: the running training saves a checkpoint and the shard stops.
+    /// Ctrl-C: the running training saves a checkpoint and the shard stops (between
+    /// evaluations: before the next cell; finished cells are kept).
     pub stop: Option<Arc<AtomicBool>>,
     /// Tests: stop each training after this many steps (as if interrupted).
     pub stop_at: Option<usize>,
@@ -77,7 +78,7 @@ pub fn run_shard(a: &Ablation, device: &Device, options: &AblateOptions) -> Resu
             continue;
         }
         bar.set_message(format!("training {} seed {}", job.variant, job.seed));
-        if train_job(a, job, device, options, &mut out)? {
+        if stopped(options) || train_job(a, job, device, options, &mut out)? {
             out.interrupted = true;
             bar.abandon_with_message(format!("interrupted during {} seed {}; rerun the same command to resume", job.variant, job.seed));
             return Ok(out);
@@ -85,6 +86,12 @@ pub fn run_shard(a: &Ablation, device: &Device, options: &AblateOptions) -> Resu
         let run = RunDir::new(a.run_dir(&job.variant, job.seed));
         let train_time_s = Checkpoint::load(&run.checkpoint())?.state.elapsed_s;
         for cell in todo {
+            if stopped(options) {
+                // Ctrl-C between evaluations: finished cells are saved; the rest are redone on resume.
+                out.interrupted = true;
+                bar.abandon_with_message(format!("interrupted before evaluating {} seed {}; rerun the same command to resume", cell.variant, cell.seed));
+                return Ok(out);
+            }
             bar.set_message(format!("evaluating {} seed {}", cell.variant, cell.seed));
             let rows = evaluate_cell(a, cell, &run, train_time_s, device)?;
             save_cell(a, cell, &rows)?;
@@ -94,6 +101,11 @@ pub fn run_shard(a: &Ablation, device: &Device, options: &AblateOptions) -> Resu
     }
     bar.finish_and_clear();
     Ok(out)
+}
+
+/// Whether `options.stop` (Ctrl-C) is set.
+fn stopped(options: &AblateOptions) -> bool {
+    options.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
 }
 
 /// Train the job's run unless its checkpoint is complete; `Ok(true)` when interrupted.
@@ -124,15 +136,27 @@ pub fn evaluate_cell(a: &Ablation, cell: &Cell, run: &RunDir, train_time_s: f64,
     for len in a.eval_tokens() {
         for &mode in modes(a) {
             let stride = if mode == "sliding" { ((len as f64 * e.sliding_stride).round() as usize).clamp(1, len) } else { len };
-            let mut row = Row { variant: cell.variant.clone(), seed: cell.seed, eval_len: len, mode: mode.into(), loss: None, perplexity: None, accuracy: None, tokens: None, train_time_s, reason: None };
+            let mut row = Row {
+                variant: cell.variant.clone(),
+                seed: cell.seed,
+                eval_len: len,
+                mode: mode.into(),
+                loss: None,
+                perplexity: None,
+                accuracy: None,
+                greedy: None,
+                tokens: None,
+                train_time_s,
+                reason: None,
+            };
             let task = loaded.config.data.task.clone();
-            let seq = task.as_ref().map_or(len, |t| t.example_len(len));
+            let seq = task.as_ref().map_or(len, |t| t.positions(len));
             match untrained_length(&loaded.config, seq) {
                 Some(reason) => row.reason = Some(reason),
                 None if mode == TASK_MODE => {
                     let task = task.expect("task mode only with a task");
                     let r = crate::tasks::evaluate(&loaded.model, &loaded.tokenizer, &task, len, e.task_examples, device)?;
-                    (row.loss, row.perplexity, row.accuracy) = (Some(r.loss), Some(r.loss.exp()), Some(r.accuracy));
+                    (row.loss, row.perplexity, row.accuracy, row.greedy) = (Some(r.loss), Some(r.loss.exp()), Some(r.accuracy), Some(r.greedy));
                     row.tokens = Some(r.scored);
                 }
                 None => {

@@ -30,5 +30,5 @@ pub fn write_safetensors(dump: &Dump, path: &Path) -> Result<(), TrainError> {
         views.insert(name.clone(), view);
     }
     let bytes = safetensors::serialize(views, None).map_err(|e| TrainError::Encode { path: path.into(), reason: e.to_string() })?;
-    crate::run::write_atomic(path, &bytes)
+    crate::fs::write_atomic(path, &bytes)
 }

@@ -12,8 +12,9 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 use ember_position::PositionEncoding;
 
-use super::cache::{causal_mask, LayerCache};
-use crate::kernels::{causal_attention, causal_attention_qkv};
+use ember_kernels::{attention as fused_attention, attention_qkv, causal_mask, KernelError};
+
+use super::cache::LayerCache;
 
 /// Configuration of an [`Attention`] block.
 #[derive(Config, Debug)]
@@ -37,9 +38,9 @@ pub struct AttentionConfig {
 }
 
 /// `layer` applied to hidden states `x [B, T, d_in]` → `[B, T, d_out]`: one op with its own
-/// backward, one matrix product over all `B·T` rows ([`crate::kernels::linear`]).
-pub(crate) fn forward_rows(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
-    crate::kernels::linear(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
+/// backward, one matrix product over all `B·T` rows ([`ember_kernels::linear`]).
+pub(crate) fn forward_rows(layer: &Linear, x: Tensor<3>) -> Result<Tensor<3>, KernelError> {
+    ember_kernels::linear(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
 }
 
 /// A `[d_in, d_out]` linear layer with `N(0, std)` weights and zero bias.
@@ -75,17 +76,18 @@ pub struct Attention {
 impl Attention {
     /// `x [B, T, d]` (normed hidden states at positions `[offset, offset+T)`) →
     /// `[B, T, d]`. `bias`: the scheme's score bias `[1, H, T, T]`, shared by all layers.
-    pub fn forward(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, offset: usize) -> Tensor<3> {
+    /// Errors when `x` or `bias` does not fit the block (a width other than `d`).
+    pub fn forward(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, offset: usize) -> Result<Tensor<3>, KernelError> {
         // One op with its own backward either way; without a rotation it reads q, k, v
         // straight from the projection (no split into heads, no slices to differentiate).
         let ctx = if pos.rotates_qk() {
-            let (q, k, v) = self.heads(x);
+            let (q, k, v) = self.heads(x)?;
             let (q, k) = pos.rotate_qk(q, k, offset);
-            causal_attention(q, k, v, bias)
+            fused_attention(q, k, v, bias)?
         } else {
-            causal_attention_qkv(forward_rows(&self.qkv, x), self.n_heads, bias)
+            attention_qkv(forward_rows(&self.qkv, x)?, self.n_heads, bias)?
         }; // [B, T, d]
-        self.dropout.forward(forward_rows(&self.proj, ctx))
+        Ok(self.dropout.forward(forward_rows(&self.proj, ctx)?))
     }
 
     /// The same with a KV cache: `x [B, T_new, d]` (normed hidden states of the new tokens, at
@@ -93,9 +95,9 @@ impl Attention {
     /// values are appended to `cache` (`[B, H, T_cached, dh]` → `[B, H, T_cached + T_new, dh]`)
     /// and each new query attends to every cached key and to the new ones up to its own
     /// position. `bias`: the scheme's score bias `[1, H, T_new, T_cached + T_new]` or `None`.
-    pub fn forward_cached(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, cache: &mut LayerCache) -> Tensor<3> {
+    pub fn forward_cached(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, cache: &mut LayerCache) -> Result<Tensor<3>, KernelError> {
         let offset = cache.len();
-        let (q, k, v) = self.heads(x);
+        let (q, k, v) = self.heads(x)?;
         let (q, k) = pos.rotate_qk(q, k, offset);
         let (k, v) = cache.append(k, v);
         let ([b, h, tq, _], tk) = (q.dims(), k.dims()[2]);
@@ -108,21 +110,21 @@ impl Attention {
     }
 
     /// `x [B, T, d]` → `q, k, v`, each `[B, H, T, dh]`.
-    fn heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    fn heads(&self, x: Tensor<3>) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>), KernelError> {
         let [b, t, d] = x.dims();
         let (h, dh) = (self.n_heads, d / self.n_heads);
         // [B, T, 3d] → [3, B, H, T, dh]
-        let qkv = forward_rows(&self.qkv, x).reshape([b, t, 3, h, dh]).permute([2, 0, 3, 1, 4]);
+        let qkv = forward_rows(&self.qkv, x)?.reshape([b, t, 3, h, dh]).permute([2, 0, 3, 1, 4]);
         let q = qkv.clone().slice([0..1]).squeeze_dim::<4>(0);
         let k = qkv.clone().slice([1..2]).squeeze_dim::<4>(0);
         let v = qkv.slice([2..3]).squeeze_dim::<4>(0);
-        (q, k, v)
+        Ok((q, k, v))
     }
 
     /// Attention context `[B, H, T, dh]` → heads merged and projected, `[B, T, d]`.
-    fn output(&self, ctx: Tensor<4>) -> Tensor<3> {
+    fn output(&self, ctx: Tensor<4>) -> Result<Tensor<3>, KernelError> {
         let [b, h, t, dh] = ctx.dims();
         let ctx = ctx.swap_dims(1, 2).reshape([b, t, h * dh]);
-        self.dropout.forward(forward_rows(&self.proj, ctx))
+        Ok(self.dropout.forward(forward_rows(&self.proj, ctx)?))
     }
 }

@@ -2,6 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use ember_kernels::KernelError;
 use ember_position::PositionEncoding;
 
 use super::attention::{Attention, AttentionConfig};
@@ -49,20 +50,20 @@ impl Block {
 
     /// Residual stream `[B, T, d]` at positions `[offset, offset+T)` → `[B, T, d]`.
     /// `bias`: the scheme's score bias `[1, H, T, T]` (ALiBi) or `None`.
-    pub fn forward(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, offset: usize) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, offset: usize) -> Result<Tensor<3>, KernelError> {
         self.residual(x, |h| self.attn.forward(h, pos, bias, offset))
     }
 
     /// The same for new tokens `x [B, T_new, d]` after the ones in `cache` (positions
     /// `[T_cached, T_cached + T_new)`), appending their keys and values to it (see
     /// [`Attention::forward_cached`]). `bias`: `[1, H, T_new, T_cached + T_new]` or `None`.
-    pub fn forward_cached(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, cache: &mut LayerCache) -> Tensor<3> {
+    pub fn forward_cached(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, cache: &mut LayerCache) -> Result<Tensor<3>, KernelError> {
         self.residual(x, |h| self.attn.forward_cached(h, pos, bias, cache))
     }
 
     /// `x + attn(Norm₁ x)`, then `+ Mlp(Norm₂ ·)`; `[B, T, d]` → `[B, T, d]`.
-    fn residual(&self, x: Tensor<3>, attn: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + attn(self.norm1.forward(x));
-        x.clone() + self.mlp.forward(self.norm2.forward(x))
+    fn residual(&self, x: Tensor<3>, attn: impl FnOnce(Tensor<3>) -> Result<Tensor<3>, KernelError>) -> Result<Tensor<3>, KernelError> {
+        let x = x.clone() + attn(self.norm1.forward(x)?)?;
+        Ok(x.clone() + self.mlp.forward(self.norm2.forward(x)?)?)
     }
 }

@@ -7,7 +7,7 @@
 //! at `offset = T_cached` (see [`TinyLm::forward_cached`](super::TinyLm::forward_cached)).
 //! A cache belongs to one model, one batch and one device; [`KvCache::clear`] empties it.
 
-use burn::tensor::{Bool, Device, Int, Tensor};
+use burn::tensor::Tensor;
 
 /// The keys and values of one layer.
 #[derive(Clone, Debug, Default)]
@@ -72,12 +72,6 @@ impl KvCache {
     }
 }
 
-/// The causal mask `[1, 1, Tq, Tk]` (`true` = masked) for `Tq` queries that are the *last*
-/// `Tq` of `Tk` keys (bottom-right aligned: query `a` sees keys `b ≤ a + Tk − Tq`). Written
-/// out rather than left to `is_causal`, whose alignment for `Tq ≠ Tk` is the backend's
-/// business.
-pub fn causal_mask(tq: usize, tk: usize, device: &Device) -> Tensor<4, Bool> {
-    let rows = Tensor::<1, Int>::arange(0..tq as i64, device).reshape([tq, 1]).add_scalar(tk as i64 - tq as i64);
-    let cols = Tensor::<1, Int>::arange(0..tk as i64, device).reshape([1, tk]);
-    (rows - cols).lower_elem(0).reshape([1, 1, tq, tk])
-}
+/// The causal mask `[1, 1, Tq, Tk]` of cached decoding (bottom-right aligned), one
+/// definition for the whole workspace.
+pub use ember_kernels::causal_mask;

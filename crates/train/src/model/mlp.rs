@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use super::gelu::gelu;
+use ember_kernels::{gelu, KernelError};
 use burn::tensor::{Device, Tensor};
 
 use super::attention::{forward_rows, linear};
@@ -51,8 +51,8 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// Hidden states `[B, T, d] → [B, T, d]`.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(forward_rows(&self.proj, gelu(forward_rows(&self.fc, x))))
+    /// Hidden states `[B, T, d] → [B, T, d]`. Errors when `x`'s width is not `d`.
+    pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>, KernelError> {
+        Ok(self.dropout.forward(forward_rows(&self.proj, gelu(forward_rows(&self.fc, x)?))?))
     }
 }

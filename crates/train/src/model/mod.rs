@@ -7,7 +7,7 @@
 //!   └▶ final Norm ─▶ h [B,T,d] ─ LmHead (tied: h·Eᵀ, unscaled E) ─▶ logits [B,T,V]
 //! ```
 //!
-//! Files: [`config`] (`ModelConfig`, `TinyLmConfig`, the embedding scale `s`), [`gelu`],
+//! Files: [`config`] (`ModelConfig`, `TinyLmConfig`, the embedding scale `s`),
 //! [`attention`], [`mlp`], [`block`], [`norm`], [`cache`] (the KV cache used by
 //! [`TinyLm::forward_cached`] for decoding); this file holds the model itself.
 //!
@@ -24,7 +24,6 @@ pub mod attention;
 pub mod block;
 pub mod cache;
 pub mod config;
-pub mod gelu;
 pub mod mlp;
 pub mod norm;
 
@@ -60,6 +59,9 @@ pub enum ModelError {
     /// From the position scheme (bad settings, or a sequence past a learned table).
     #[error(transparent)]
     Position(#[from] PositionError),
+    /// From a fused op (inputs that do not fit the model's widths).
+    #[error(transparent)]
+    Kernel(#[from] ember_kernels::KernelError),
 }
 
 /// The tiny language model. See the module docs.
@@ -150,7 +152,7 @@ impl TinyLm {
     /// `[offset, offset+T)` → final hidden states `h [B, T, d]` (after the last norm).
     pub fn hidden_from_embeddings(&self, x: Tensor<3>, offset: usize) -> Result<Tensor<3>, ModelError> {
         let states = self.layer_states(x, offset, usize::MAX)?;
-        Ok(self.norm_f.forward(states))
+        Ok(self.norm_f.forward(states)?)
     }
 
     /// An empty [`KvCache`] for this model (one [`LayerCache`] per block).
@@ -176,9 +178,9 @@ impl TinyLm {
         // New queries against every cached key plus the new ones (ALiBi; None otherwise).
         let bias = self.pos.score_bias(t, offset + t, offset, &x.device());
         for (block, layer) in self.blocks.iter().zip(&mut cache.layers) {
-            x = block.forward_cached(x, &self.pos, bias.clone(), layer);
+            x = block.forward_cached(x, &self.pos, bias.clone(), layer)?;
         }
-        Ok(self.head.logits(self.norm_f.forward(x), &self.tok))
+        Ok(self.head.logits(self.norm_f.forward(x)?, &self.tok))
     }
 
     /// Input embeddings `x [B, T, d]` at positions `[offset, offset+T)` → the residual
@@ -195,7 +197,7 @@ impl TinyLm {
         // Built once per forward and shared by every layer (ALiBi; None otherwise).
         let bias = self.pos.score_bias(t, t, offset, &x.device());
         for block in self.blocks.iter().take(layers) {
-            x = block.forward(x, &self.pos, bias.clone(), offset);
+            x = block.forward(x, &self.pos, bias.clone(), offset)?;
         }
         Ok(x)
     }
@@ -209,6 +211,6 @@ impl TinyLm {
             return Err(ModelError::Invalid { field: "layer", reason: format!("{layer} is past the model's {n} layers; use 0..={n}") });
         }
         let x = self.layer_states(self.lookup(ids), offset, layer)?;
-        Ok(if layer == n { self.norm_f.forward(x) } else { x })
+        Ok(if layer == n { self.norm_f.forward(x)? } else { x })
     }
 }

@@ -5,7 +5,7 @@ use burn::nn::{LayerNorm, LayerNormConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::NormKind;
-use crate::kernels::layer_norm;
+use ember_kernels::{layer_norm, KernelError};
 
 /// LayerNorm's `ε` (Burn's and PyTorch's default).
 const LAYER_NORM_EPSILON: f64 = 1e-5;
@@ -29,11 +29,12 @@ impl Norm {
     }
 
     /// `[B, T, d] → [B, T, d]`, normalised over `d`. LayerNorm runs as one fused op with its
-    /// own backward ([`crate::kernels::layer_norm`]), the same formula as `burn::nn::LayerNorm`.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    /// own backward ([`ember_kernels::layer_norm`]), the same formula as `burn::nn::LayerNorm`.
+    /// Errors when `x`'s width is not `d`.
+    pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>, KernelError> {
         match self {
             Self::Layer(n) => layer_norm(x, n.gamma.val(), n.beta.as_ref().map(|b| b.val()), LAYER_NORM_EPSILON),
-            Self::Rms(n) => n.forward(x),
+            Self::Rms(n) => Ok(n.forward(x)),
         }
     }
 }

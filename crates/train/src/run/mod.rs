@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::Serialize;
 
-pub use checkpoint::{write_atomic, Checkpoint, TrainState};
+pub use checkpoint::{Checkpoint, TrainState};
+
+use crate::fs::write_atomic;
 
 use crate::config::Config;
 use crate::model::TinyLm;

@@ -16,49 +16,37 @@
 //! (a polynomial `exp` with Cody–Waite reduction) so the compiler vectorises it, and large
 //! tensors are split over rayon's threads.
 //!
-//! Under autodiff the GELU is one op ([`crate::kernels`]) that keeps `Y'` and whose backward
-//! is `g ⊙ Y'`, the analytic gradient.
-//!
-//! Other devices (ndarray, wgpu, cuda) and f64 tensors (gradient checks) compute `Y` and `Y'`
-//! with Burn's element-wise ops (`erf`, `exp`) on the device: f64 needs `erf` to the last bit.
-//! The same op then gives the exact derivative everywhere — Burn's own `gelu` backward on ndarray and wgpu is the
-//! derivative of the *tanh approximation* (off by up to 5·10⁻⁴), not of the exact GELU its
-//! forward computes.
+//! Under autodiff the GELU is one op ([`crate::gelu`]) that keeps `Y'` and whose backward
+//! is `g ⊙ Y'`, the analytic gradient. Other devices and f64 tensors (gradient checks)
+//! compute `Y` and `Y'` with Burn's element-wise ops (`erf`, `exp`) on the device: f64 needs
+//! `erf` to the last bit. The same op then gives the exact derivative everywhere — Burn's own
+//! `gelu` backward on ndarray and wgpu is the derivative of the *tanh approximation* (off by
+//! up to 5·10⁻⁴), not of the exact GELU its forward computes.
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-/// GELU of hidden states `x` (any shape, e.g. `[B, T, r·d]` MLP pre-activations), same shape:
-/// one op with its own backward ([`crate::kernels::gelu`]); the host kernel on flex in f32,
-/// Burn's `erf`/`exp` elsewhere. Both agree to f32 rounding.
-pub use crate::kernels::gelu;
-
 /// Elements per rayon task (below it, one thread does the whole tensor).
 const CHUNK: usize = 1 << 15;
 
-/// `y[i] = gelu(x[i])`, `dy[i] = gelu'(x[i])` (module docs), in parallel chunks.
-pub fn gelu_and_derivative(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
-    // SAFETY: `[f32]` and `[MaybeUninit<f32>]` have the same layout; only initialised values
-    // are written through the cast slices.
-    let cast = |s: &mut [f32]| unsafe { &mut *(s as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    gelu_and_derivative_into(x, cast(y), cast(dy));
-}
-
-/// The same into uninitialised outputs (every element is written): new tensors need no
-/// zero-fill first.
-pub fn gelu_and_derivative_into(x: &[f32], y: &mut [MaybeUninit<f32>], dy: &mut [MaybeUninit<f32>]) {
+/// `y[i] = gelu(x[i])`, `dy[i] = gelu'(x[i])` (module docs), in parallel chunks, into
+/// uninitialised outputs (every element is written): new tensors need no zero-fill first.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub(crate) fn gelu_and_derivative_into(x: &[f32], y: &mut [MaybeUninit<f32>], dy: &mut [MaybeUninit<f32>]) {
     assert!(x.len() == y.len() && x.len() == dy.len(), "gelu: slices of different lengths");
     x.par_chunks(CHUNK).zip(y.par_chunks_mut(CHUNK)).zip(dy.par_chunks_mut(CHUNK)).for_each(|((x, y), dy)| chunk(x, y, dy));
 }
 
 type Out<'a> = &'a mut [MaybeUninit<f32>];
 
-/// One chunk, in the widest vector instructions the CPU has ([`crate::kernels::simd`]: the
+/// One chunk, in the widest vector instructions the CPU has ([`super::simd`]: the
 /// same scalar code compiled for AVX-512 or AVX2 and picked at run time; no fused
 /// multiply-adds are formed, so every path gives the same bits).
 fn chunk(x: &[f32], y: Out, dy: Out) {
-    crate::kernels::simd(#[inline(always)] || chunk_portable(x, y, dy))
+    super::simd(#[inline(always)] || chunk_portable(x, y, dy))
 }
 
 #[inline(always)]
@@ -136,8 +124,10 @@ mod tests {
     #[test]
     fn value_and_derivative_match_the_exact_formulas() {
         let xs: Vec<f32> = (-4000..=4000).map(|i| i as f32 * 0.0025).chain([-30.0, -12.0, 12.0, 30.0, 0.0]).collect();
-        let (mut y, mut dy) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
-        gelu_and_derivative(&xs, &mut y, &mut dy);
+        let (mut y, mut dy) = (vec![MaybeUninit::uninit(); xs.len()], vec![MaybeUninit::uninit(); xs.len()]);
+        gelu_and_derivative_into(&xs, &mut y, &mut dy);
+        // SAFETY: gelu_and_derivative_into wrote every element of both.
+        let (y, dy): (Vec<f32>, Vec<f32>) = (y.iter().map(|v| unsafe { v.assume_init() }).collect(), dy.iter().map(|v| unsafe { v.assume_init() }).collect());
         let (mut worst_y, mut worst_dy) = (0.0f64, 0.0f64);
         for ((&x, &y), &dy) in xs.iter().zip(&y).zip(&dy) {
             let x = x as f64;

@@ -14,7 +14,7 @@
 //!
 //! The clipping factor `f = min(1, c/‖g‖)` needs the norm over *all* gradients, which
 //! `Optimizer::step` (one parameter at a time) cannot see: the trainer computes it
-//! ([`sum_of_squares`](super::EmberKernels::sum_of_squares) per gradient, no host sync) and
+//! ([`sum_of_squares`](crate::sum_of_squares) per gradient, no host sync) and
 //! hands it over through the optimizer's [`GradScale`] before the step, instead of scaling
 //! every gradient in a pass of its own.
 
@@ -24,11 +24,11 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-use super::host::{contiguous, fold_lanes, simd, uninit, HostFloat, CHUNK};
-use super::{EmberKernels, GradFactor};
+use crate::host::{all_of, contiguous, simd, tensor, HostFloat, CHUNK};
+use crate::ops::{EmberKernels, GradFactor};
 
 /// The scalars of one update (see the module docs).
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +54,7 @@ impl AdamWScalars {
 }
 
 /// The update by Burn's element-wise ops.
-pub(super) fn compose<B: Backend>(theta: FloatTensor<B>, g: FloatTensor<B>, m: FloatTensor<B>, v: FloatTensor<B>, factor: GradFactor<B>, s: AdamWScalars) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+pub(crate) fn compose<B: Backend>(theta: FloatTensor<B>, g: FloatTensor<B>, m: FloatTensor<B>, v: FloatTensor<B>, factor: GradFactor<B>, s: AdamWScalars) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let g = match factor {
         GradFactor::Tensor(f) => {
             let shape = g.shape();
@@ -73,47 +73,24 @@ pub(super) fn compose<B: Backend>(theta: FloatTensor<B>, g: FloatTensor<B>, m: F
     (theta, m, v)
 }
 
-/// `Σ x²` by Burn's ops, `[1]`.
-pub(super) fn compose_sum_of_squares<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
-    B::float_sum(B::float_mul(x.clone(), x))
-}
-
-/// Flex `Σ x²`: lane sums per fixed chunk, the chunks' sums added in order (the same bits
-/// for any number of threads).
-pub(super) fn flex_sum_of_squares(x: FlexTensor) -> FlexTensor {
-    fn run<T: HostFloat>(x: &FlexTensor) -> FlexTensor {
-        let x = contiguous::<T>(x);
-        let parts: Vec<T> = x
-            .par_chunks(CHUNK)
-            .map(|c| {
-                simd(#[inline(always)] || fold_lanes(c, T::ZERO, |acc, x| acc.add(x.mul(x)), T::add))
-            })
-            .collect();
-        FlexTensor::from_data(TensorData::new(vec![parts.iter().fold(T::ZERO, |s, &p| s.add(p))], [1]))
-    }
-    match x.dtype() {
-        DType::F32 => run::<f32>(&x),
-        DType::F64 => run::<f64>(&x),
-        _ => compose_sum_of_squares::<Flex>(x),
-    }
-}
-
-/// Flex: one pass on the host for f32/f64, the composition otherwise.
-pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTensor, factor: GradFactor<Flex>, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
+/// Flex: one pass on the host for f32/f64 when `θ, g, m, v` have one shape and dtype (and
+/// the factor is that dtype's `[1]`), the composition otherwise.
+pub(crate) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTensor, factor: GradFactor<Flex>, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
     fn run<T: HostFloat>(theta: &FlexTensor, g: &FlexTensor, m: &FlexTensor, v: &FlexTensor, factor: Option<&FlexTensor>, s: AdamWScalars) -> (FlexTensor, FlexTensor, FlexTensor) {
         let shape = theta.shape();
         let (theta, g, m, v) = (contiguous::<T>(theta), contiguous::<T>(g), contiguous::<T>(m), contiguous::<T>(v));
         let n = theta.len();
+        assert!(g.len() == n && m.len() == n && v.len() == n, "adamw host kernel: {n}, {}, {}, {} elements", g.len(), m.len(), v.len());
         let (c1, c2) = s.corrections();
         let f = T::from_f64;
         let (b1, b2, nb1, nb2) = (f(s.betas[0]), f(s.betas[1]), f(1.0 - s.betas[0]), f(1.0 - s.betas[1]));
         let (inv_c1, inv_c2, eps, lr, keep) = (f(1.0 / c1), f(1.0 / c2), f(s.epsilon), f(s.lr), f(1.0 - s.decay));
         let scale = factor.map_or(T::ONE, |t| contiguous::<T>(t)[0]);
-        let (mut theta2, mut m2, mut v2) = (uninit::<T>(n), uninit::<T>(n), uninit::<T>(n));
-        theta2
+        let (mut theta2, mut m2, mut v2) = (Vec::<T>::with_capacity(n), Vec::<T>::with_capacity(n), Vec::<T>::with_capacity(n));
+        theta2.spare_capacity_mut()[..n]
             .par_chunks_mut(CHUNK)
-            .zip(m2.par_chunks_mut(CHUNK))
-            .zip(v2.par_chunks_mut(CHUNK))
+            .zip(m2.spare_capacity_mut()[..n].par_chunks_mut(CHUNK))
+            .zip(v2.spare_capacity_mut()[..n].par_chunks_mut(CHUNK))
             .enumerate()
             .for_each(|(c, ((to, mo), vo))| {
                 let r = c * CHUNK..(c * CHUNK + to.len());
@@ -124,22 +101,32 @@ pub(super) fn flex(theta: FlexTensor, g: FlexTensor, m: FlexTensor, v: FlexTenso
                         let mi = b1.mul(m[i]).add(nb1.mul(gi));
                         let vi = b2.mul(v[i]).add(nb2.mul(gi.mul(gi)));
                         let delta = mi.mul(inv_c1).div(vi.mul(inv_c2).sqrt().add(eps));
-                        to[i] = th[i].mul(keep).sub(lr.mul(delta));
-                        mo[i] = mi;
-                        vo[i] = vi;
+                        to[i].write(th[i].mul(keep).sub(lr.mul(delta)));
+                        mo[i].write(mi);
+                        vo[i].write(vi);
                     }
                 })
             });
-        let t = |x: Vec<T>| FlexTensor::from_data(TensorData::new(x, shape.clone()));
+        // SAFETY: the three outputs are split into the same CHUNK-sized chunks (n slots each)
+        // and every index of every chunk is written in the loop above.
+        unsafe {
+            theta2.set_len(n);
+            m2.set_len(n);
+            v2.set_len(n);
+        }
+        let t = |x: Vec<T>| tensor(x, shape.clone());
         (t(theta2), t(m2), t(v2))
     }
     let f = match &factor {
         GradFactor::Tensor(f) => Some(f),
         GradFactor::One => None,
     };
-    match theta.dtype() {
-        DType::F32 => run::<f32>(&theta, &g, &m, &v, f, s),
-        DType::F64 => run::<f64>(&theta, &g, &m, &v, f, s),
+    let shape = theta.shape();
+    let same = [&g, &m, &v].iter().all(|t| t.shape() == shape) && all_of(theta.dtype(), &[&g, &m, &v]);
+    let factor_fits = f.is_none_or(|f| f.shape().num_elements() == 1 && f.dtype() == theta.dtype());
+    match (theta.dtype(), same && factor_fits) {
+        (DType::F32, true) => run::<f32>(&theta, &g, &m, &v, f, s),
+        (DType::F64, true) => run::<f64>(&theta, &g, &m, &v, f, s),
         _ => compose::<Flex>(theta, g, m, v, factor, s),
     }
 }
@@ -195,7 +182,7 @@ impl Optimizer for FusedAdamW {
         let decay = if D >= 2 { lr * self.weight_decay } else { 0.0 };
         let scalars = AdamWScalars { lr, betas: self.betas, epsilon: self.epsilon, decay, time };
         let factor = self.grad_scale.get().map_or(GradFactor::One, |f| GradFactor::Tensor(f.into_dispatch()));
-        let (theta, m, v) = <burn::backend::Dispatch as EmberKernels>::adamw_update(tensor.into_dispatch(), grad.into_dispatch(), m.into_dispatch(), v.into_dispatch(), factor, scalars);
+        let (theta, m, v) = <burn::backend::Dispatch as EmberKernels>::fused_adamw(tensor.into_dispatch(), grad.into_dispatch(), m.into_dispatch(), v.into_dispatch(), factor, scalars);
         let momentum = AdaptiveMomentumState::new(time, Tensor::from_dispatch(m), Tensor::from_dispatch(v));
         (Tensor::from_dispatch(theta), Some(AdamWState { momentum }))
     }

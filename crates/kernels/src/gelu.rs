@@ -1,4 +1,4 @@
-//! Exact GELU as one op (math and accuracy in [`crate::model::gelu`]): the composition
+//! Exact GELU as one op (math and accuracy in [`crate::host::math`]): the composition
 //! (default body: `erf`/`exp` on the device), the flex host kernel (one vectorised pass for
 //! value and derivative, f32) and the autodiff node, which keeps only `gelu'(x)` and whose
 //! backward is one multiply, `dx = dy ⊙ gelu'(x)`.
@@ -10,18 +10,20 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, TensorMetadata};
-use burn::tensor::{DType, TensorData};
+use std::mem::MaybeUninit;
+
+use burn::tensor::DType;
 
 use burn::backend::ops::FloatTensorOps;
 use rayon::prelude::*;
 
-use super::host::{contiguous, simd, uninit, HostFloat, CHUNK};
-use super::EmberKernels;
-use crate::model::gelu::gelu_and_derivative_into;
+use crate::host::math::gelu_and_derivative_into;
+use crate::host::{contiguous, filled, simd, tensor, HostFloat, CHUNK};
+use crate::ops::EmberKernels;
 
 /// `(gelu(x), gelu'(x))` with Burn's element-wise ops on `x`'s device:
 /// `Φ = ½(1 + erf(x/√2))`, `y = x·Φ`, `y' = Φ + x·e^{−x²/2}/√(2π)`.
-pub(super) fn compose<B: Backend>(x: FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>) {
+pub(crate) fn compose<B: Backend>(x: FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>) {
     use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
     let cdf = B::float_mul_scalar(B::float_add_scalar(B::float_erf(B::float_mul_scalar(x.clone(), FRAC_1_SQRT_2.into())), 1.0.into()), 0.5.into());
     let square = B::float_mul(x.clone(), x.clone());
@@ -30,37 +32,40 @@ pub(super) fn compose<B: Backend>(x: FloatTensor<B>) -> (FloatTensor<B>, FloatTe
 }
 
 /// Flex: the host kernel in f32, the composition otherwise (f64 needs `erf` to the last bit).
-pub(super) fn flex(x: FlexTensor) -> (FlexTensor, FlexTensor) {
+pub(crate) fn flex(x: FlexTensor) -> (FlexTensor, FlexTensor) {
     if x.dtype() != DType::F32 {
         return compose::<Flex>(x);
     }
     let shape = x.shape();
     let input = contiguous::<f32>(&x);
     let n = input.len();
-    let (mut y, mut dy) = (Vec::<f32>::with_capacity(n), Vec::<f32>::with_capacity(n));
-    gelu_and_derivative_into(&input, &mut y.spare_capacity_mut()[..n], &mut dy.spare_capacity_mut()[..n]);
-    // SAFETY: `gelu_and_derivative_into` wrote all n elements of both.
-    unsafe {
-        y.set_len(n);
-        dy.set_len(n);
-    }
-    (FlexTensor::from_data(TensorData::new(y, shape.clone())), FlexTensor::from_data(TensorData::new(dy, shape)))
+    let mut dy = Vec::<f32>::with_capacity(n);
+    // SAFETY: `gelu_and_derivative_into` writes every element of both n-slot outputs (it
+    // asserts the three lengths agree).
+    let y = unsafe { filled(n, |y| gelu_and_derivative_into(&input, y, &mut dy.spare_capacity_mut()[..n])) };
+    // SAFETY: as above, for the derivative's n slots.
+    unsafe { dy.set_len(n) };
+    (tensor(y, shape.clone()), tensor(dy, shape))
 }
 
 /// Flex backward, `dy ⊙ gelu'(x)`: one parallel pass (Burn's multiply runs on one thread)
-/// in f32/f64 when both are the same shape, Burn's multiply otherwise.
-pub(super) fn flex_backward(dy: FlexTensor, derivative: FlexTensor) -> FlexTensor {
+/// in f32/f64 when both are the same shape and dtype, Burn's multiply otherwise.
+pub(crate) fn flex_backward(dy: FlexTensor, derivative: FlexTensor) -> FlexTensor {
     fn run<T: HostFloat>(dy: &FlexTensor, derivative: &FlexTensor) -> FlexTensor {
         let (a, b) = (contiguous::<T>(dy), contiguous::<T>(derivative));
-        let mut out = uninit::<T>(a.len());
-        out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(b.par_chunks(CHUNK)).for_each(|((o, a), b)| {
-            simd(#[inline(always)] || {
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = a.mul(b);
-                }
+        assert!(a.len() == b.len(), "gelu backward: {} and {} elements", a.len(), b.len());
+        let fill = |out: &mut [MaybeUninit<T>]| {
+            out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(b.par_chunks(CHUNK)).for_each(|((o, a), b)| {
+                simd(#[inline(always)] || {
+                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                        o.write(a.mul(b));
+                    }
+                })
             })
-        });
-        FlexTensor::from_data(TensorData::new(out, dy.shape()))
+        };
+        // SAFETY: the three slices have one length (asserted), so the chunks pair up and
+        // every output slot is written.
+        tensor(unsafe { filled(a.len(), fill) }, dy.shape())
     }
     match (dy.dtype(), dy.shape() == derivative.shape() && dy.dtype() == derivative.dtype()) {
         (DType::F32, true) => run::<f32>(&dy, &derivative),
@@ -70,7 +75,7 @@ pub(super) fn flex_backward(dy: FlexTensor, derivative: FlexTensor) -> FlexTenso
 }
 
 /// The autodiff node: parent `x`, state `gelu'(x)`.
-pub(super) fn autodiff<B: Backend + EmberKernels, C: CheckpointStrategy>(x: FloatTensor<Autodiff<B, C>>) -> FloatTensor<Autodiff<B, C>> {
+pub(crate) fn autodiff<B: Backend + EmberKernels, C: CheckpointStrategy>(x: FloatTensor<Autodiff<B, C>>) -> FloatTensor<Autodiff<B, C>> {
     #[derive(Debug)]
     struct GeluBackward;
 
@@ -82,14 +87,14 @@ pub(super) fn autodiff<B: Backend + EmberKernels, C: CheckpointStrategy>(x: Floa
             let [node] = ops.parents;
             let dy = grads.consume::<B>(&ops.node);
             if let Some(node) = node {
-                grads.register::<B>(node.id, <B as EmberKernels>::gelu_grad(dy, ops.state));
+                grads.register::<B>(node.id, <B as EmberKernels>::fused_gelu_backward(dy, ops.state));
             }
         }
     }
 
     match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
-            let (y, derivative) = B::gelu_with_derivative(x.into_primitive());
+            let (y, derivative) = B::fused_gelu_forward(x.into_primitive());
             prep.finish(derivative, y)
         }
         OpsKind::UnTracked(prep) => prep.finish(B::gelu(x.into_primitive())),

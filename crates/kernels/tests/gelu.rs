@@ -4,7 +4,7 @@
 use burn::tensor::activation;
 use burn::tensor::{Device, Distribution, Tensor};
 use ember_testing::{assert_close, test_devices};
-use ember_train::model::gelu::gelu;
+use ember_kernels::gelu;
 
 /// `x` of `shape` on `device` (autodiff), values N(0, 2²) so both GELU tails are exercised.
 fn input<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {

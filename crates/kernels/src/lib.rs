@@ -1,0 +1,186 @@
+//! # ember-kernels
+//!
+//! Fused training ops for ember's tiny LM: ops that Burn would otherwise run as a chain of
+//! small tensor ops, each with its own allocation, pass over memory and autodiff node,
+//! written as one op with its own backward through Burn 0.22's backend extensions.
+//!
+//! | function | forward | backward | kept for backward |
+//! | --- | --- | --- | --- |
+//! | [`attention`], [`attention_qkv`] | `softmax(q kᵀ/√d_h + bias + causal) v`, heads merged | `dq, dk, dv` | the probabilities `P` |
+//! | [`linear`] | `x W (+ b)` over all rows | `dx = dy Wᵀ, dW = xᵀ dy` | `x`, `W` |
+//! | [`layer_norm`] | `γ ⊙ (x − μ)/√(σ² + ε) (+ β)` over the last dim | `dx, dγ` | `x`, `γ` |
+//! | [`gelu`] | `x·Φ(x)` (exact, `erf`) | `dx = dy ⊙ gelu'(x)` | `gelu'(x)` |
+//! | [`FusedAdamW`] | AdamW's update + matrix decay + the clipping factor, one pass per parameter | — | — |
+//! | [`sum_of_squares`] | `Σ x²` → `[1]` (clipping's norm) | — | — |
+//!
+//! plus [`causal_mask`] and [`relative_distance`], the one definition of the causal mask.
+//!
+//! Every backend runs the same op: on flex (host memory) kernels parallel over rows or
+//! batch × heads, attention with `gemm`'s micro-kernels on strided views (no copies of the
+//! permuted `q/k/v`); ndarray runs the flex kernels on a copy of its tensors (but keeps its
+//! own matmul for the linear layer); the cubecl backends (wgpu, cuda) run the plain
+//! composition of Burn primitives (one autodiff node all the same). Under autodiff each op is
+//! a single node whose backward is the analytic gradient. Parity with Burn's own autodiff of
+//! the composition (f32 and f64, every backend) is tested in `tests/`.
+//!
+//! ## Checked at the boundary
+//!
+//! The public functions check shapes, dtypes and devices and return a [`KernelError`]
+//! naming the inputs when they do not fit. The backend extension (`ops`, private) takes
+//! Burn primitives unchecked; its host kernels check again and fall back to the composition
+//! (or panic) rather than read or write outside a buffer. Three layers keep `unsafe` sound:
+//!
+//! | where | `unsafe` | invariant (why it holds) |
+//! | --- | --- | --- |
+//! | `host::view` | `Mat`, `View`, `MatMut` hold borrows of their buffer; constructors check every addressed element is inside it | no raw offset is taken from a safe fn without that check; `OutPtr::mat` is `unsafe`: its caller promises the tasks' parts are disjoint |
+//! | `host::gemm::mm` | one `gemm::gemm` call | the three matrices' shapes are asserted to chain, their elements lie in their buffers (view invariant), `dst` is a unique borrow and `read_dst = false`, so all of `dst` is written and nothing else |
+//! | `host::filled` (unsafe fn) and each `set_len` | new buffers without a zero fill | each call site states why its kernel writes every slot, after the shapes were checked (e.g. LayerNorm: the length is a multiple of `d`) |
+//! | attention | `OutPtr::mat` per (b, h) task; the `probs` block read as `&mut [T]` after its gemm | the (b, h) blocks of `ctx` and of `dq, dk, dv` are disjoint; the block was borrowed uniquely by `par_chunks_mut` and written in full |
+//! | `host::simd` | calling `#[target_feature]` wrappers | the CPU feature is detected first |
+//!
+//! Not run under Miri: this workspace has one stable toolchain and Miri needs nightly, and
+//! `gemm`'s SIMD micro-kernels (inline intrinsics) and rayon's threads are outside what
+//! Miri can check quickly. The views' bounds checks are unit-tested instead, as panics.
+//!
+//! ## What a program should set
+//!
+//! The kernels split work with rayon. A program calling them from outside a rayon pool (its
+//! main thread) hands every parallel op to the pool and parks: run the whole program on a
+//! pool thread (`rayon::ThreadPoolBuilder::new().build()?.install(main)`), as the `ember`
+//! binary does (measured −10 % step time on 2 cores). On glibc, raising `M_TRIM_THRESHOLD`
+//! and `M_MMAP_THRESHOLD` (`mallopt`) keeps freed tensor buffers mapped between steps (about
+//! a quarter of a step was page faults without it). Both are process policy, so they live in
+//! the binary (`src/pool.rs`, `src/allocator.rs`), not here.
+
+mod adamw;
+mod attention;
+mod error;
+mod gelu;
+mod host;
+mod layer_norm;
+mod linear;
+mod mask;
+mod ops;
+mod sum_of_squares;
+
+use burn::backend::Dispatch;
+use burn::tensor::Tensor;
+
+pub use adamw::{FusedAdamW, GradScale};
+pub use error::KernelError;
+pub use mask::{causal_mask, relative_distance};
+use ops::{EmberKernels, ScoreBias};
+
+/// Causal multi-head attention of one layer as one op: queries, keys and values
+/// `[B, H, T, dh]` (any layout, e.g. permuted views of the fused projection), an optional
+/// constant score bias `[1 or B, H, T, T]` (e.g. ALiBi's) → the context with heads merged,
+/// `[B, T, H·dh]`. Scale `1/√dh`; key `j` is visible to query `i` iff `j ≤ i`. Gradients flow
+/// to `q`, `k` and `v`; the bias is a constant.
+///
+/// # Errors
+/// If `k` or `v` is not shaped like `q`, the bias is not `[1 or B, H, T, T]`, a dimension is
+/// 0, or the inputs differ in dtype or device.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<4>>) -> Result<Tensor<3>, KernelError> {
+    let dims @ [b, h, t, _] = q.dims();
+    error::nonempty("attention", "q", &dims)?;
+    error::same_shape("attention", [("q", &q.dims()[..]), ("k", &k.dims()[..]), ("v", &v.dims()[..])])?;
+    check_bias("attention", bias.as_ref(), [b, h, t])?;
+    error::same_kind("attention", &[("q", &q), ("k", &k), ("v", &v)], bias.as_ref().map(|b| ("bias", b)))?;
+    let out = <Dispatch as EmberKernels>::fused_attention(q.into_dispatch(), k.into_dispatch(), v.into_dispatch(), ScoreBias::new(bias.map(Tensor::into_dispatch)));
+    Ok(Tensor::from_dispatch(out))
+}
+
+/// Causal multi-head attention straight from the fused projection: `qkv [B, T, 3d]` (the
+/// `qkv` linear's output, columns `[q | k | v]`, each `[H, dh]` heads-major), `heads` = `H`,
+/// an optional constant bias `[1 or B, H, T, T]` → the context with heads merged, `[B, T, d]`.
+/// The same result as splitting `qkv` into heads and calling [`attention`].
+///
+/// # Errors
+/// If `heads` is 0 or `3·heads` does not divide the last dimension, a dimension is 0, the
+/// bias shape disagrees, or the bias differs in dtype or device.
+pub fn attention_qkv(qkv: Tensor<3>, heads: usize, bias: Option<Tensor<4>>) -> Result<Tensor<3>, KernelError> {
+    let dims @ [b, t, d3] = qkv.dims();
+    error::nonempty("attention_qkv", "qkv", &dims)?;
+    if heads == 0 || d3 % (3 * heads) != 0 {
+        return Err(KernelError::shape("attention_qkv", format!("qkv {dims:?} cannot be split into q, k, v of {heads} heads: the last dimension must be a multiple of 3·heads")));
+    }
+    check_bias("attention_qkv", bias.as_ref(), [b, heads, t])?;
+    if let Some(bias) = &bias {
+        error::same_kind("attention_qkv", &[("qkv", &qkv)], Some(("bias", bias)))?;
+    }
+    let out = <Dispatch as EmberKernels>::fused_attention_qkv(qkv.into_dispatch(), heads, ScoreBias::new(bias.map(Tensor::into_dispatch)));
+    Ok(Tensor::from_dispatch(out))
+}
+
+fn check_bias(op: &'static str, bias: Option<&Tensor<4>>, [b, h, t]: [usize; 3]) -> Result<(), KernelError> {
+    match bias.map(|bias| bias.dims()) {
+        Some(s @ [bb, bh, bq, bk]) if !((bb == 1 || bb == b) && bh == h && bq == t && bk == t) => Err(KernelError::shape(op, format!("score bias {s:?} does not fit {b} sequences × {h} heads × {t} positions: expected [1 or {b}, {h}, {t}, {t}]"))),
+        _ => Ok(()),
+    }
+}
+
+/// LayerNorm as one op: hidden states `x [.., d]`, gain `gamma [d]`, optional `beta [d]`
+/// (added after, a plain broadcast add) → same shape as `x`: `γ ⊙ (x − μ)/√(σ² + ε) + β` over
+/// the last dimension, biased variance (as `burn::nn::LayerNorm`).
+///
+/// # Errors
+/// If `gamma` (or `beta`) is not `[d]` for `x`'s last dimension `d`, `d` is 0, or the inputs
+/// differ in dtype or device.
+pub fn layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Option<Tensor<1>>, epsilon: f64) -> Result<Tensor<D>, KernelError> {
+    let d = x.dims()[D - 1];
+    for (name, p) in [("gamma", Some(&gamma)), ("beta", beta.as_ref())] {
+        if let Some(p) = p {
+            if p.dims() != [d] || d == 0 {
+                return Err(KernelError::shape("layer_norm", format!("{name} {:?} for x {:?}: expected [{d}] (x's last dimension, at least 1)", p.dims(), x.dims())));
+            }
+            error::same_kind("layer_norm", &[("x", &x)], Some((name, p)))?;
+        }
+    }
+    let y = Tensor::<D>::from_dispatch(<Dispatch as EmberKernels>::fused_layer_norm(x.into_dispatch(), gamma.into_dispatch(), epsilon));
+    Ok(match beta {
+        Some(beta) => y + beta.unsqueeze(),
+        None => y,
+    })
+}
+
+/// Exact GELU as one op: pre-activations `x` (any shape, e.g. `[B, T, r·d]`) → `gelu(x)`,
+/// same shape. The host kernel on flex in f32 (A&S 7.1.26 `erf`, |error| ≤ 1.5·10⁻⁷), Burn's
+/// `erf`/`exp` elsewhere; the backward is the exact derivative on every backend.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as EmberKernels>::fused_gelu(x.into_dispatch()))
+}
+
+/// A linear layer as one op with its own backward: hidden states `x [.., d_in]` (e.g.
+/// `[B, T, d_in]`), weight `w [d_in, d_out]` (any layout, e.g. the tied table's transpose),
+/// optional bias `[d_out]` (a broadcast add after) → `[.., d_out]`, computed as one
+/// `[rows, d_in] × [d_in, d_out]` product over all rows.
+///
+/// # Errors
+/// If `x`'s last dimension is not `d_in`, the bias is not `[d_out]`, or the inputs differ in
+/// dtype or device.
+pub fn linear<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Result<Tensor<D>, KernelError> {
+    let dims = x.dims();
+    let [d_in, d_out] = w.dims();
+    if dims[D - 1] != d_in || bias.as_ref().is_some_and(|b| b.dims() != [d_out]) {
+        return Err(KernelError::shape("linear", format!("x {dims:?} · weight {:?} (+ bias {:?}): x's last dimension must be the weight's rows, the bias [{d_out}]", w.dims(), bias.as_ref().map(|b| b.dims()))));
+    }
+    error::same_kind("linear", &[("x", &x)], Some(("weight", &w)))?;
+    if let Some(b) = &bias {
+        error::same_kind("linear", &[("x", &x)], Some(("bias", b)))?;
+    }
+    let rows = dims[..D - 1].iter().product();
+    let y = <Dispatch as EmberKernels>::fused_linear(x.reshape([rows, d_in]).into_dispatch(), w.into_dispatch());
+    let mut out = dims;
+    out[D - 1] = d_out;
+    let y = Tensor::<2>::from_dispatch(y).reshape(out);
+    Ok(match bias {
+        Some(b) => y + b.unsqueeze(),
+        None => y,
+    })
+}
+
+/// `Σ x²` over every element of `x` (any shape, e.g. a parameter's gradient) → `[1]`, as
+/// one op (no `x²` tensor); not differentiable.
+pub fn sum_of_squares<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+    Tensor::from_dispatch(<Dispatch as EmberKernels>::fused_sum_of_squares(x.into_dispatch()))
+}
