@@ -75,7 +75,9 @@ use ops::{EmberKernels, ScoreBias};
 /// `[B, H, T, dh]` (any layout, e.g. permuted views of the fused projection), an optional
 /// constant score bias `[1 or B, H, T, T]` (e.g. ALiBi's) → the context with heads merged,
 /// `[B, T, H·dh]`. Scale `1/√dh`; key `j` is visible to query `i` iff `j ≤ i`. Gradients flow
-/// to `q`, `k` and `v`; the bias is a constant.
+/// to `q`, `k`, `v`, and to the bias when it requires one (a learned bias: T5, KERPLE, FIRE;
+/// `∂L/∂bias = dS`, summed over the batch when the bias is `[1, H, T, T]`); a constant bias
+/// (ALiBi's) costs nothing in the backward.
 ///
 /// # Errors
 /// If `k` or `v` is not shaped like `q`, the bias is not `[1 or B, H, T, T]`, a dimension is
@@ -93,7 +95,8 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<4
 /// Causal multi-head attention straight from the fused projection: `qkv [B, T, 3d]` (the
 /// `qkv` linear's output, columns `[q | k | v]`, each `[H, dh]` heads-major), `heads` = `H`,
 /// an optional constant bias `[1 or B, H, T, T]` → the context with heads merged, `[B, T, d]`.
-/// The same result as splitting `qkv` into heads and calling [`attention`].
+/// The same result (and gradients, the bias's included) as splitting `qkv` into heads and
+/// calling [`attention`].
 ///
 /// # Errors
 /// If `heads` is 0 or `3·heads` does not divide the last dimension, a dimension is 0, the

@@ -73,6 +73,13 @@ pub trait EmberKernels: Backend {
     /// Causal attention, backward: the forward's inputs, `probs` and `dctx [B, T, H·dh]` →
     /// `(dq, dk, dv)`, each `[B, H, T, dh]` (formulas in `attention.rs`).
     fn fused_attention_backward(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, probs: FloatTensor<Self>, dctx: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dq, dk, dv, _) = attention::compose_backward::<Self>(q, k, v, probs, dctx);
+        (dq, dk, dv)
+    }
+
+    /// The same and `dS [B, H, T, T]`, the gradient w.r.t. the scores (a trainable bias's,
+    /// before the sum over a broadcast batch).
+    fn fused_attention_bias_backward(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, probs: FloatTensor<Self>, dctx: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         attention::compose_backward::<Self>(q, k, v, probs, dctx)
     }
 
@@ -89,9 +96,14 @@ pub trait EmberKernels: Backend {
 
     /// Its backward: `dqkv [B, T, 3·H·dh]`, written in place of the three slices.
     fn fused_attention_qkv_backward(qkv: FloatTensor<Self>, probs: FloatTensor<Self>, dctx: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        Self::fused_attention_qkv_bias_backward(qkv, probs, dctx, heads).0
+    }
+
+    /// The same and `dS [B, H, T, T]` (see [`EmberKernels::fused_attention_bias_backward`]).
+    fn fused_attention_qkv_bias_backward(qkv: FloatTensor<Self>, probs: FloatTensor<Self>, dctx: FloatTensor<Self>, heads: usize) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let [q, k, v] = attention::split_qkv::<Self>(qkv, heads);
-        let (dq, dk, dv) = attention::compose_backward::<Self>(q, k, v, probs, dctx);
-        attention::merge_qkv::<Self>([dq, dk, dv])
+        let (dq, dk, dv, ds) = attention::compose_backward::<Self>(q, k, v, probs, dctx);
+        (attention::merge_qkv::<Self>([dq, dk, dv]), ds)
     }
 
     /// Attention from `qkv` as one differentiable op → `ctx [B, T, H·dh]`.
@@ -177,8 +189,18 @@ impl EmberKernels for NdArray {
         (host::ndarray(ctx), host::ndarray(probs))
     }
 
+    fn fused_attention_bias_backward(q: NdTensor, k: NdTensor, v: NdTensor, probs: NdTensor, dctx: NdTensor) -> (NdTensor, NdTensor, NdTensor, NdTensor) {
+        let (dq, dk, dv, ds) = Flex::fused_attention_bias_backward(host::flex(q), host::flex(k), host::flex(v), host::flex(probs), host::flex(dctx));
+        (host::ndarray(dq), host::ndarray(dk), host::ndarray(dv), host::ndarray(ds))
+    }
+
     fn fused_attention_qkv_backward(qkv: NdTensor, probs: NdTensor, dctx: NdTensor, heads: usize) -> NdTensor {
         host::ndarray(Flex::fused_attention_qkv_backward(host::flex(qkv), host::flex(probs), host::flex(dctx), heads))
+    }
+
+    fn fused_attention_qkv_bias_backward(qkv: NdTensor, probs: NdTensor, dctx: NdTensor, heads: usize) -> (NdTensor, NdTensor) {
+        let (dqkv, ds) = Flex::fused_attention_qkv_bias_backward(host::flex(qkv), host::flex(probs), host::flex(dctx), heads);
+        (host::ndarray(dqkv), host::ndarray(ds))
     }
 
     fn fused_layer_norm_forward(x: NdTensor, gamma: NdTensor, epsilon: f64) -> NdTensor {
@@ -204,7 +226,13 @@ impl EmberKernels for Flex {
     }
 
     fn fused_attention_backward(q: FlexTensor, k: FlexTensor, v: FlexTensor, probs: FlexTensor, dctx: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
-        attention::flex_backward(q, k, v, probs, dctx)
+        let (dq, dk, dv, _) = attention::flex_backward(q, k, v, probs, dctx, false);
+        (dq, dk, dv)
+    }
+
+    fn fused_attention_bias_backward(q: FlexTensor, k: FlexTensor, v: FlexTensor, probs: FlexTensor, dctx: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
+        let (dq, dk, dv, ds) = attention::flex_backward(q, k, v, probs, dctx, true);
+        (dq, dk, dv, ds.expect("dS was asked for"))
     }
 
     fn fused_attention_qkv_forward(qkv: FlexTensor, heads: usize, bias: ScoreBias<Self>) -> (FlexTensor, FlexTensor) {
@@ -212,7 +240,12 @@ impl EmberKernels for Flex {
     }
 
     fn fused_attention_qkv_backward(qkv: FlexTensor, probs: FlexTensor, dctx: FlexTensor, heads: usize) -> FlexTensor {
-        attention::flex_qkv_backward(qkv, probs, dctx, heads)
+        attention::flex_qkv_backward(qkv, probs, dctx, heads, false).0
+    }
+
+    fn fused_attention_qkv_bias_backward(qkv: FlexTensor, probs: FlexTensor, dctx: FlexTensor, heads: usize) -> (FlexTensor, FlexTensor) {
+        let (dqkv, ds) = attention::flex_qkv_backward(qkv, probs, dctx, heads, true);
+        (dqkv, ds.expect("dS was asked for"))
     }
 
     fn fused_linear_forward(x: FlexTensor, w: FlexTensor) -> FlexTensor {

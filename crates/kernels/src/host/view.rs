@@ -200,6 +200,17 @@ impl<'a, T> MatMut<'a, T> {
         [self.rows, self.cols]
     }
 
+    /// Row `i` as slots to write.
+    ///
+    /// # Panics
+    /// If `i ≥ rows` or the columns are not contiguous.
+    pub(crate) fn row(&mut self, i: usize) -> &mut [MaybeUninit<T>] {
+        assert!(i < self.rows && self.strides[1] == 1, "host kernel: row {i} of a {}×{} matrix with strides {:?}", self.rows, self.cols, self.strides);
+        // SAFETY: the row's `cols` contiguous elements lie inside the borrowed buffer (the
+        // `MatMut` invariant) and nothing else accesses them while `self` is borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.wrapping_offset(i as isize * self.strides[0]).cast(), self.cols) }
+    }
+
     /// `(pointer to [0, 0], row stride, column stride)` for `gemm`.
     pub(crate) fn raw(&mut self) -> (*mut T, isize, isize) {
         (self.ptr, self.strides[0], self.strides[1])

@@ -1,31 +1,16 @@
-//! Causal attention as one op: the plain composition (default bodies), the host kernel
-//! (flex) and the autodiff node.
-//!
-//! Per batch row `b` and head `h`, with `Q, K, V [T, dh]` and `s = 1/√dh`:
-//!
-//! ```text
-//! S = s·Q Kᵀ + bias,  S_ij = −∞ for j > i,  P = softmax_rows(S),  O = P V
-//! dV = Pᵀ dO,  dP = dO Vᵀ,  dS_ij = P_ij (dP_ij − Σ_k P_ik dP_ik),  dQ = s·dS K,  dK = s·dSᵀ Q
-//! ```
-//!
-//! (the softmax Jacobian `diag(p) − p pᵀ` applied row by row; references.md, "softmax
-//! gradient"). `O` is written with heads merged, `ctx[b, i, h·dh + e] = O[i, e]`.
+//! The flex host kernel of attention: per (batch row, head) task, `gemm` on strided views
+//! of `q, k, v` (or of the three column blocks of `qkv`), the causal softmax in SIMD lanes,
+//! and the backward writing `dq, dk, dv` (and `dS` for a trainable bias) into disjoint blocks.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::{Flex, FlexTensor};
-use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, TensorMetadata};
 use std::mem::MaybeUninit;
 
-use burn::tensor::{DType, Shape, Slice, TensorData};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::TensorMetadata;
+use burn::tensor::{DType, Shape};
 use rayon::prelude::*;
 
+use super::{compose_backward, compose_forward, merge_qkv, split_qkv};
 use crate::host::{all_of, contiguous, filled, max, mm, simd, sum, tensor, HostFloat, Mat, MatMut, OutPtr, View};
-use crate::mask::causal_mask_values;
-use crate::ops::{EmberKernels, ScoreBias};
 
 /// Flex: the host kernel for f32/f64 when shapes and dtypes agree, the composition otherwise.
 pub(crate) fn flex_forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, bias: Option<FlexTensor>) -> (FlexTensor, FlexTensor) {
@@ -40,14 +25,17 @@ pub(crate) fn flex_forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, bias: Op
 }
 
 /// Flex backward: the host kernel for f32/f64 when shapes and dtypes agree, the
-/// composition otherwise.
-pub(crate) fn flex_backward(q: FlexTensor, k: FlexTensor, v: FlexTensor, probs: FlexTensor, dctx: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+/// composition otherwise: `(dq, dk, dv)` and, when `scores`, `dS [B, H, T, T]`.
+pub(crate) fn flex_backward(q: FlexTensor, k: FlexTensor, v: FlexTensor, probs: FlexTensor, dctx: FlexTensor, scores: bool) -> (FlexTensor, FlexTensor, FlexTensor, Option<FlexTensor>) {
     let dims = q.shape();
     let host = (dims.num_dims() == 4 && k.shape() == dims && v.shape() == dims && backward_fits(&dims, &probs, &dctx)).then(|| q.dtype());
     match host.filter(|&dtype| all_of(dtype, &[&k, &v, &probs, &dctx])) {
-        Some(DType::F32) => host_backward::<f32>(&q, &k, &v, &probs, &dctx),
-        Some(DType::F64) => host_backward::<f64>(&q, &k, &v, &probs, &dctx),
-        _ => compose_backward::<Flex>(q, k, v, probs, dctx),
+        Some(DType::F32) => host_backward::<f32>(&q, &k, &v, &probs, &dctx, scores),
+        Some(DType::F64) => host_backward::<f64>(&q, &k, &v, &probs, &dctx, scores),
+        _ => {
+            let (dq, dk, dv, ds) = compose_backward::<Flex>(q, k, v, probs, dctx);
+            (dq, dk, dv, scores.then_some(ds))
+        }
     }
 }
 
@@ -69,31 +57,65 @@ pub(crate) fn flex_qkv_forward(qkv: FlexTensor, heads: usize, bias: Option<FlexT
     }
 }
 
-/// Flex, the backward of [`flex_qkv_forward`]: `dqkv [B, T, 3d]`, each block written once.
-pub(crate) fn flex_qkv_backward(qkv: FlexTensor, probs: FlexTensor, dctx: FlexTensor, heads: usize) -> FlexTensor {
-    fn run<T: HostFloat>(qkv: &FlexTensor, probs: &FlexTensor, dctx: &FlexTensor, heads: usize) -> FlexTensor {
+/// Flex, the backward of [`flex_qkv_forward`]: `dqkv [B, T, 3d]`, each block written once,
+/// and, when `scores`, `dS [B, H, T, T]`.
+pub(crate) fn flex_qkv_backward(qkv: FlexTensor, probs: FlexTensor, dctx: FlexTensor, heads: usize, scores: bool) -> (FlexTensor, Option<FlexTensor>) {
+    fn run<T: HostFloat>(qkv: &FlexTensor, probs: &FlexTensor, dctx: &FlexTensor, heads: usize, scores: bool) -> (FlexTensor, Option<FlexTensor>) {
         let [b, t, d3] = qkv.shape().dims::<3>();
         let d = d3 / 3;
         let views = [0, 1, 2].map(|part| View::part(qkv, heads, part));
+        let mut ds = ScoreGrad::new(scores, [b, heads, t]);
         let fill = |slots: &mut [MaybeUninit<T>]| {
             let ptr = OutPtr::new(slots);
-            let out = GradOut { ptrs: [ptr; 3], offsets: [0, d, 2 * d], strides: [t * d3, d / heads, d3] };
+            let out = GradOut { ptrs: [ptr; 3], offsets: [0, d, 2 * d], strides: [t * d3, d / heads, d3], scores: ds.slots() };
             backward_views(views, &contiguous::<T>(probs), View::of(dctx, Some(heads)), &out);
         };
         // SAFETY: for every (b, h), the three blocks (columns p·d + h·dh.., each t × dh with
         // row stride 3d) are written in full by `backward_views`; over all (b, h) and p they
         // cover the b·t·3d slots exactly once.
-        tensor(unsafe { filled(b * t * d3, fill) }, [b, t, d3])
+        let dqkv = tensor(unsafe { filled(b * t * d3, fill) }, [b, t, d3]);
+        (dqkv, ds.finish())
     }
     let host = qkv_dims(&qkv, heads).filter(|dims| backward_fits(&Shape::new(*dims), &probs, &dctx) && all_of(qkv.dtype(), &[&probs, &dctx]));
     match host.map(|_| qkv.dtype()) {
-        Some(DType::F32) => run::<f32>(&qkv, &probs, &dctx, heads),
-        Some(DType::F64) => run::<f64>(&qkv, &probs, &dctx, heads),
+        Some(DType::F32) => run::<f32>(&qkv, &probs, &dctx, heads, scores),
+        Some(DType::F64) => run::<f64>(&qkv, &probs, &dctx, heads, scores),
         _ => {
             let [q, k, v] = split_qkv::<Flex>(qkv, heads);
-            let (dq, dk, dv) = compose_backward::<Flex>(q, k, v, probs, dctx);
-            merge_qkv::<Flex>([dq, dk, dv])
+            let (dq, dk, dv, ds) = compose_backward::<Flex>(q, k, v, probs, dctx);
+            (merge_qkv::<Flex>([dq, dk, dv]), scores.then_some(ds))
         }
+    }
+}
+
+/// The optional `dS [B, H, T, T]` output of the backward (a trainable bias's gradient):
+/// one buffer whose (b, h) block of `T·T` slots the (b, h) task writes in full.
+struct ScoreGrad<T> {
+    buf: Option<Vec<T>>,
+    dims: [usize; 3],
+}
+
+impl<T: HostFloat> ScoreGrad<T> {
+    /// `[B, H, T]`; no buffer unless `wanted`.
+    fn new(wanted: bool, dims @ [b, h, t]: [usize; 3]) -> Self {
+        Self { buf: wanted.then(|| Vec::with_capacity(b * h * t * t)), dims }
+    }
+
+    /// The slots for the tasks, if wanted.
+    fn slots(&mut self) -> Option<OutPtr<'_, T>> {
+        let [b, h, t] = self.dims;
+        self.buf.as_mut().map(|buf| OutPtr::new(&mut buf.spare_capacity_mut()[..b * h * t * t]))
+    }
+
+    /// The tensor, once `backward_views` has run with [`Self::slots`].
+    fn finish(self) -> Option<FlexTensor> {
+        let [b, h, t] = self.dims;
+        self.buf.map(|mut buf| {
+            // SAFETY: `backward_views` wrote every row of every (b, h) block of T·T slots
+            // (the diagonal and below from dS, the rest zero), which cover the buffer.
+            unsafe { buf.set_len(b * h * t * t) };
+            tensor(buf, [b, h, t, t])
+        })
     }
 }
 
@@ -115,146 +137,6 @@ fn backward_fits(q: &Shape, probs: &FlexTensor, dctx: &FlexTensor) -> bool {
     probs.shape() == Shape::new([b, h, t, t]) && dctx.shape() == Shape::new([b, t, h * dh])
 }
 
-/// `qkv [B, T, 3d]` → `[q, k, v]`, each `[B, H, T, dh]` (views where the backend allows).
-pub(crate) fn split_qkv<B: Backend>(qkv: FloatTensor<B>, heads: usize) -> [FloatTensor<B>; 3] {
-    let [b, t, d3] = qkv.shape().dims::<3>();
-    let d = d3 / 3;
-    [0, 1, 2].map(|part| {
-        let block = B::float_slice(qkv.clone(), &[Slice::from(0..b), Slice::from(0..t), Slice::from(part * d..(part + 1) * d)]);
-        B::float_swap_dims(B::float_reshape(block, Shape::new([b, t, heads, d / heads])), 1, 2)
-    })
-}
-
-/// `[dq, dk, dv]`, each `[B, H, T, dh]` → `[B, T, 3d]` (the inverse of [`split_qkv`]).
-pub(crate) fn merge_qkv<B: Backend>(parts: [FloatTensor<B>; 3]) -> FloatTensor<B> {
-    let [b, h, t, dh] = parts[0].shape().dims::<4>();
-    let parts = parts.map(|p| B::float_reshape(B::float_swap_dims(p, 1, 2), Shape::new([b, t, h * dh])));
-    B::float_cat(parts.into(), 2)
-}
-
-/// The autodiff node of attention from `qkv`: parent `qkv`, state `(qkv, probs)`; the bias
-/// is a constant.
-pub(crate) fn autodiff_qkv<B: Backend + EmberKernels, C: CheckpointStrategy>(
-    qkv: FloatTensor<Autodiff<B, C>>,
-    heads: usize,
-    bias: Option<FloatTensor<Autodiff<B, C>>>,
-) -> FloatTensor<Autodiff<B, C>> {
-    #[derive(Debug)]
-    struct AttentionQkvBackward {
-        heads: usize,
-    }
-
-    impl<B: Backend + EmberKernels> Backward<B, 1> for AttentionQkvBackward {
-        /// `(qkv, probs)`.
-        type State = (FloatTensor<B>, FloatTensor<B>);
-
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let [node] = ops.parents;
-            let dctx = grads.consume::<B>(&ops.node);
-            let (qkv, probs) = ops.state;
-            if let Some(node) = node {
-                grads.register::<B>(node.id, B::fused_attention_qkv_backward(qkv, probs, dctx, self.heads));
-            }
-        }
-    }
-
-    let bias = ScoreBias::new(bias.map(|b| b.into_primitive()));
-    match (AttentionQkvBackward { heads }).prepare::<C>([qkv.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let qkv = qkv.into_primitive();
-            let (ctx, probs) = B::fused_attention_qkv_forward(qkv.clone(), heads, bias);
-            prep.finish((qkv, probs), ctx)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(B::fused_attention_qkv_forward(qkv.into_primitive(), heads, bias).0),
-    }
-}
-
-/// The autodiff node: parents `q, k, v`, state `(q, k, v, probs)`; the bias is a constant.
-pub(crate) fn autodiff<B: Backend + EmberKernels, C: CheckpointStrategy>(
-    q: FloatTensor<Autodiff<B, C>>,
-    k: FloatTensor<Autodiff<B, C>>,
-    v: FloatTensor<Autodiff<B, C>>,
-    bias: Option<FloatTensor<Autodiff<B, C>>>,
-) -> FloatTensor<Autodiff<B, C>> {
-    #[derive(Debug)]
-    struct AttentionBackward;
-
-    impl<B: Backend + EmberKernels> Backward<B, 3> for AttentionBackward {
-        /// `(q, k, v, probs)`.
-        type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
-
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let [node_q, node_k, node_v] = ops.parents;
-            let dctx = grads.consume::<B>(&ops.node);
-            let (q, k, v, probs) = ops.state;
-            let (dq, dk, dv) = B::fused_attention_backward(q, k, v, probs, dctx);
-            for (node, grad) in [(node_q, dq), (node_k, dk), (node_v, dv)] {
-                if let Some(node) = node {
-                    grads.register::<B>(node.id, grad);
-                }
-            }
-        }
-    }
-
-    let bias = bias.map(|b| b.into_primitive()); // a constant: no gradient flows to it
-    match AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
-            let (ctx, probs) = B::fused_attention_forward(q.clone(), k.clone(), v.clone(), ScoreBias::new(bias));
-            prep.finish((q, k, v, probs), ctx)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(B::fused_attention_forward(q.into_primitive(), k.into_primitive(), v.into_primitive(), ScoreBias::new(bias)).0),
-    }
-}
-
-/// The forward as a composition of Burn primitives (ndarray, cubecl, and dtypes the host
-/// kernel does not take): `(ctx [B, T, H·dh], probs [B, H, T, T])`.
-pub(crate) fn compose_forward<B: Backend>(
-    q: FloatTensor<B>,
-    k: FloatTensor<B>,
-    v: FloatTensor<B>,
-    bias: Option<FloatTensor<B>>,
-) -> (FloatTensor<B>, FloatTensor<B>) {
-    let [b, h, t, dh] = q.shape().dims::<4>();
-    let device = q.device();
-    let scores = B::float_mul_scalar(B::float_matmul(q, B::float_swap_dims(k, 2, 3)), (1.0 / (dh as f64).sqrt()).into());
-    let scores = match bias {
-        Some(bias) => B::float_add(scores, bias),
-        None => scores,
-    };
-    // The causal mask (crate::mask) as an additive −∞ in the scores' dtype.
-    let future: Vec<f64> = causal_mask_values(t, t).into_iter().map(|m| if m { f64::NEG_INFINITY } else { 0.0 }).collect();
-    let mask = B::float_from_data(TensorData::new(future, [1, 1, t, t]).convert_dtype(scores.dtype()), &device);
-    let scores = B::float_add(scores, B::float_expand(mask, Shape::new([b, h, t, t])));
-    // Every row keeps its diagonal, so its max is finite and its sum ≥ 1.
-    let max = B::float_max_dim(scores.clone(), 3);
-    let exp = B::float_exp(B::float_sub(scores, max));
-    let probs = B::float_div(exp.clone(), B::float_sum_dim(exp, 3));
-    let ctx = B::float_matmul(probs.clone(), v); // [B, H, T, dh]
-    let ctx = B::float_reshape(B::float_swap_dims(ctx, 1, 2), Shape::new([b, t, h * dh]));
-    (ctx, probs)
-}
-
-/// The backward as a composition of Burn primitives (formulas in the module docs).
-pub(crate) fn compose_backward<B: Backend>(
-    q: FloatTensor<B>,
-    k: FloatTensor<B>,
-    v: FloatTensor<B>,
-    probs: FloatTensor<B>,
-    dctx: FloatTensor<B>,
-) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
-    let [b, h, t, dh] = q.shape().dims::<4>();
-    let scale = 1.0 / (dh as f64).sqrt();
-    let d_out = B::float_swap_dims(B::float_reshape(dctx, Shape::new([b, t, h, dh])), 1, 2); // [B, H, T, dh]
-    let dv = B::float_matmul(B::float_swap_dims(probs.clone(), 2, 3), d_out.clone());
-    let dp = B::float_matmul(d_out, B::float_swap_dims(v, 2, 3));
-    let row = B::float_sum_dim(B::float_mul(probs.clone(), dp.clone()), 3);
-    let ds = B::float_mul_scalar(B::float_mul(probs, B::float_sub(dp, row)), scale.into());
-    let dq = B::float_matmul(ds.clone(), k);
-    let dk = B::float_matmul(B::float_swap_dims(ds, 2, 3), q);
-    (dq, dk, dv)
-}
-
 /// Where the backward writes `dq, dk, dv`: output slots for each (one buffer may serve
 /// all three), the offset of each gradient's `[0, 0, 0, 0]` element in its slots and the
 /// element strides of the batch, head and time axes (the head-dim axis is contiguous).
@@ -262,6 +144,8 @@ struct GradOut<'a, T> {
     ptrs: [OutPtr<'a, T>; 3],
     offsets: [usize; 3],
     strides: [usize; 3],
+    /// `dS [B, H, T, T]` (contiguous), when a trainable bias wants it.
+    scores: Option<OutPtr<'a, T>>,
 }
 
 /// Requires (checked by [`flex_forward`]): `q, k, v [B, H, T, dh]`, optional bias
@@ -272,14 +156,15 @@ fn host_forward<T: HostFloat>(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, bi
 
 /// Requires (checked by [`flex_backward`]): `q, k, v [B, H, T, dh]`, `probs [B, H, T, T]`,
 /// `dctx [B, T, H·dh]`, one dtype `T`.
-fn host_backward<T: HostFloat>(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, probs: &FlexTensor, dctx: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+fn host_backward<T: HostFloat>(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, probs: &FlexTensor, dctx: &FlexTensor, scores: bool) -> (FlexTensor, FlexTensor, FlexTensor, Option<FlexTensor>) {
     let views = [View::of(q, None), View::of(k, None), View::of(v, None)];
     let [b, h, t, dh] = views[0].dims();
     let n = b * h * t * dh;
     let mut bufs: [Vec<T>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let mut ds = ScoreGrad::new(scores, [b, h, t]);
     {
         let ptrs = bufs.each_mut().map(|buf| OutPtr::new(&mut buf.spare_capacity_mut()[..n]));
-        let out = GradOut { ptrs, offsets: [0; 3], strides: [h * t * dh, t * dh, dh] };
+        let out = GradOut { ptrs, offsets: [0; 3], strides: [h * t * dh, t * dh, dh], scores: ds.slots() };
         backward_views(views, &contiguous::<T>(probs), View::of(dctx, Some(h)), &out);
     }
     let [dq, dk, dv] = bufs.map(|mut buf| {
@@ -288,7 +173,7 @@ fn host_backward<T: HostFloat>(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, p
         unsafe { buf.set_len(n) };
         tensor(buf, [b, h, t, dh])
     });
-    (dq, dk, dv)
+    (dq, dk, dv, ds.finish())
 }
 
 /// The forward on views `q, k, v [B, H, T, dh]`, `bias [1 or B, H, T, T]`:
@@ -371,19 +256,38 @@ fn backward_views<T: HostFloat>([qv, kv, vv]: [View<T>; 3], probs: &[T], dov: Vi
         let mut ds = vec![T::ZERO; t * t];
         mm(MatMut::of_init(&mut ds, t, t), d_o, v.t(), T::ONE, gemm::Parallelism::None);
         let probs = &probs[bh * t * t..(bh + 1) * t * t];
+        // SAFETY: the (bi, hi) block of dS — T·T contiguous slots at bh·T·T — is written by
+        // this task only.
+        let mut scores = out.scores.as_ref().map(|s| unsafe { s.mat(bh * t * t, [t, t], [t as isize, 1]) });
         simd(#[inline(always)] || {
             for i in 0..t {
-                // dS_ij = s·P_ij (dP_ij − Σ_k P_ik dP_ik), zero above the diagonal.
+                // dS_ij = P_ij (dP_ij − Σ_k P_ik dP_ik), zero above the diagonal; scaled by s
+                // here for dQ, dK (the bias, added after the scale, gets it unscaled).
                 let (d, masked) = ds[i * t..(i + 1) * t].split_at_mut(i + 1);
                 let p = &probs[i * t..][..i + 1];
                 for (d, &p) in d.iter_mut().zip(p) {
                     *d = p.mul(*d);
                 }
                 let dot = sum(d);
-                for (d, &p) in d.iter_mut().zip(p) {
-                    *d = d.sub(p.mul(dot)).mul(scale);
-                }
                 masked.fill(T::ZERO);
+                match &mut scores {
+                    None => {
+                        for (d, &p) in d.iter_mut().zip(p) {
+                            *d = d.sub(p.mul(dot)).mul(scale);
+                        }
+                    }
+                    Some(scores) => {
+                        let row = scores.row(i);
+                        for ((d, &p), o) in d.iter_mut().zip(p).zip(row.iter_mut()) {
+                            let u = d.sub(p.mul(dot));
+                            o.write(u);
+                            *d = u.mul(scale);
+                        }
+                        for o in &mut row[i + 1..] {
+                            o.write(T::ZERO);
+                        }
+                    }
+                }
             }
         });
         // dQ = s·dS K,  dK = s·dSᵀ Q (the scale is folded into dS)
