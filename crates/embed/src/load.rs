@@ -8,10 +8,10 @@ use std::path::Path;
 
 use crate::io::{io_err, load_text, safetensors_from_bytes, LoadError, LoadedTable};
 
-/// Load any supported table: `.safetensors` goes to [`load_safetensors`] (with `tensor` and
+/// Load any supported table: `.safetensors` goes to [`crate::io::load_safetensors`] (with `tensor` and
 /// `vocab`; when `vocab` is `None`, a `tokenizer.json` or `vocab.txt` next to the file is used)
 /// unless it is a quantized table ([`crate::quantize::save`]: dequantized, names from the file;
-/// `tensor` = `table` or `head`), everything else to [`load_text`].
+/// `tensor` = `table` or `head`), everything else to [`crate::io::load_text`].
 pub fn load_table(path: &Path, tensor: Option<&str>, vocab: Option<&Path>) -> Result<LoadedTable, LoadError> {
     if path.extension().is_some_and(|e| e == "safetensors") {
         let bytes = std::fs::read(path).map_err(io_err(path))?;

@@ -53,10 +53,10 @@ fn product<T: HostFloat>(lhs: Mat<T>, rhs: Mat<T>, split: bool) -> FlexTensor {
 }
 
 /// The host kernel's dtype, if `x [N, d_in]`, `w [d_in, d_out]` (and `dy [N, d_out]`) have
-/// those shapes and one dtype.
+/// those shapes, `d_in > 0`, and one dtype.
 fn host_dtype(x: &FlexTensor, w: &FlexTensor, dy: Option<&FlexTensor>) -> Option<DType> {
     let (xs, ws) = (x.shape(), w.shape());
-    let fits = xs.num_dims() == 2 && ws.num_dims() == 2 && xs[1] == ws[0] && dy.is_none_or(|dy| dy.shape() == Shape::new([xs[0], ws[1]]));
+    let fits = xs.num_dims() == 2 && ws.num_dims() == 2 && xs[1] == ws[0] && xs[1] > 0 && dy.is_none_or(|dy| dy.shape() == Shape::new([xs[0], ws[1]]));
     (fits && w.dtype() == x.dtype() && dy.is_none_or(|dy| dy.dtype() == x.dtype())).then(|| x.dtype())
 }
 

@@ -11,7 +11,7 @@
 //! `⟨R_m q, R_n k⟩` depends only on `n − m` (times `a²`).
 //!
 //! Device path: `out = x ⊙ C + swap(x) ⊙ S`, with `C[m] = a·cos(mθ)` and `S[m] = a·(∓sin mθ)`
-//! tables `[T, r]` (angles in f64 on the host, cached per device, see [`crate::cache`]) and
+//! tables `[T, r]` (angles in f64 on the host, cached per device, see `cache.rs`) and
 //! `swap` exchanging the two members of each pair (one `flip`). Four tensor ops per tensor.
 
 use burn::module::Module;

@@ -13,7 +13,7 @@
 //!
 //! Angles are computed in f64 on the host and rounded once to f32, so large positions stay
 //! exact to f32 rounding. Nothing is saved with the model: rows are computed for any length
-//! and cached per device ([`crate::cache`]).
+//! and cached per device (`cache.rs`).
 
 use std::ops::Range;
 

@@ -4,7 +4,7 @@
 //! gradients are right. One concept per file:
 //!
 //! - [`config`]: the TOML schema of a run (unknown keys rejected, errors name the field);
-//! - [`model`]: [`TinyLm`] and its own [`TinyLmConfig`](model::TinyLmConfig) (no training
+//! - [`model`]: [`TinyLm`] and its own [`model::TinyLmConfig`] (no training
 //!   settings), with `attention`, `mlp`, `block`, `norm` beside it;
 //! - [`tokenizer`]: text ↔ ids (characters, offline BPE, a user's `tokenizer.json`);
 //! - [`dataset`]: corpus → train/val ids → batches of random windows ([`dataset::Batches`]);
@@ -12,10 +12,11 @@
 //! - [`run`]: the run directory — layout, create, load, list — and its checkpoint;
 //! - [`fs`]: [`fs::write_atomic`], the one way files are written (temp file + rename);
 //! - [`metrics`]: `metrics.jsonl` and the progress display;
+//! - [`diagnostics`]: attention distance and entropy per layer and head (why a scheme extrapolates);
 //! - [`embedding`]: token counts, contextual hidden states, quantized tables on a run;
 //! - [`eval`]: loss and perplexity over a whole split (non-overlapping or sliding windows);
 //! - [`sample`]: text generation (temperature, top-k, greedy; KV cache);
-//! - [`bench`]: the phases of a training step timed (`ember bench step`);
+//! - [`bench`](mod@bench): the phases of a training step timed (`ember bench step`);
 //! - [`tasks`]: synthetic copy / reverse / addition: generation, answer-only batches, scoring
 //!   (teacher-forced and greedy exact match);
 //! - [`rng`]: the counter-based generator behind every seeded data draw;
@@ -28,6 +29,7 @@ pub mod bench;
 pub mod ablate;
 pub mod config;
 pub mod dataset;
+pub mod diagnostics;
 pub mod embedding;
 pub mod error;
 pub mod eval;

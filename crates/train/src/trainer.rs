@@ -3,7 +3,7 @@
 //! evaluation, metrics, atomic checkpoints, resume, NaN guard, Ctrl-C.
 //!
 //! Determinism: the weights come from `device.seed(train.seed)`, batch `k` from the
-//! stateless sampler keyed by `(seed, k)` (see [`crate::data`]), and the device is reseeded
+//! stateless sampler keyed by `(seed, k)` (see [`crate::dataset`]), and the device is reseeded
 //! with `seed + step` before each step (dropout masks), so on a CPU backend a run resumed
 //! from step `k` produces bit-identical losses to an uninterrupted one.
 

@@ -15,7 +15,7 @@ use crate::host::{all_of, contiguous, filled, max, mm, simd, sum, tensor, HostFl
 /// Flex: the host kernel for f32/f64 when shapes and dtypes agree, the composition otherwise.
 pub(crate) fn flex_forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, bias: Option<FlexTensor>) -> (FlexTensor, FlexTensor) {
     let dims = q.shape();
-    let host = (dims.num_dims() == 4 && k.shape() == dims && v.shape() == dims && bias.as_ref().is_none_or(|b| bias_fits(b, &dims))).then(|| q.dtype());
+    let host = (dims.num_dims() == 4 && dims.num_elements() > 0 && k.shape() == dims && v.shape() == dims && bias.as_ref().is_none_or(|b| bias_fits(b, &dims))).then(|| q.dtype());
     let host = host.filter(|&dtype| all_of(dtype, &[&k, &v]) && bias.as_ref().is_none_or(|b| b.dtype() == dtype));
     match host {
         Some(DType::F32) => host_forward::<f32>(&q, &k, &v, bias.as_ref()),
@@ -28,7 +28,7 @@ pub(crate) fn flex_forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, bias: Op
 /// composition otherwise: `(dq, dk, dv)` and, when `scores`, `dS [B, H, T, T]`.
 pub(crate) fn flex_backward(q: FlexTensor, k: FlexTensor, v: FlexTensor, probs: FlexTensor, dctx: FlexTensor, scores: bool) -> (FlexTensor, FlexTensor, FlexTensor, Option<FlexTensor>) {
     let dims = q.shape();
-    let host = (dims.num_dims() == 4 && k.shape() == dims && v.shape() == dims && backward_fits(&dims, &probs, &dctx)).then(|| q.dtype());
+    let host = (dims.num_dims() == 4 && dims.num_elements() > 0 && k.shape() == dims && v.shape() == dims && backward_fits(&dims, &probs, &dctx)).then(|| q.dtype());
     match host.filter(|&dtype| all_of(dtype, &[&k, &v, &probs, &dctx])) {
         Some(DType::F32) => host_backward::<f32>(&q, &k, &v, &probs, &dctx, scores),
         Some(DType::F64) => host_backward::<f64>(&q, &k, &v, &probs, &dctx, scores),
@@ -122,7 +122,7 @@ impl<T: HostFloat> ScoreGrad<T> {
 /// `[B, H, T, dh]` of `qkv [B, T, 3·H·dh]` with `heads` = `H > 0`, if it has that shape.
 fn qkv_dims(qkv: &FlexTensor, heads: usize) -> Option<[usize; 4]> {
     let s = qkv.shape();
-    (s.num_dims() == 3 && heads > 0 && s[2] % (3 * heads) == 0).then(|| [s[0], heads, s[1], s[2] / 3 / heads])
+    (s.num_dims() == 3 && s.num_elements() > 0 && heads > 0 && s[2] % (3 * heads) == 0).then(|| [s[0], heads, s[1], s[2] / 3 / heads])
 }
 
 /// Whether `bias` is `[1 or B, H, T, T]` for `q [B, H, T, dh]`.

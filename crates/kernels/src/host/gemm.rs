@@ -9,10 +9,13 @@ use super::HostFloat;
 /// products side by side).
 ///
 /// # Panics
-/// If the shapes do not chain.
+/// If the shapes do not chain, or the inner dimension is 0 for a non-empty product.
 pub(crate) fn mm<T: HostFloat>(mut dst: MatMut<'_, T>, lhs: Mat<'_, T>, rhs: Mat<'_, T>, beta: T, parallelism: gemm::Parallelism) {
     let ([m, k], [k2, n]) = (lhs.shape(), rhs.shape());
     assert!(k == k2 && dst.shape() == [m, n], "host gemm: {:?} = {:?} · {:?}", dst.shape(), lhs.shape(), rhs.shape());
+    // With k = 0 gemm has nothing to sum and may leave `dst` unwritten: refuse, so the
+    // "every element of dst is written" promise holds (the kernels never ask for it).
+    assert!(k > 0 || m * n == 0, "host gemm: an empty inner dimension for a {m}×{n} product");
     let (d, drs, dcs) = dst.raw();
     let (l, lrs, lcs) = lhs.raw();
     let (r, rrs, rcs) = rhs.raw();

@@ -1,5 +1,5 @@
 //! `ember bench step`: where the time of one training step goes. (`ember bench head`, the
-//! LM head alone, plain or fused: [`head`].)
+//! LM head alone, plain or fused: `bench::head`.)
 //!
 //! Runs the trainer's step (the same calls as [`crate::trainer::train`]: batch, forward +
 //! loss (plain or fused head, as `train.fused_head` says), backward, clip + decay + AdamW) on a config's model and data for a few steps and

@@ -16,7 +16,7 @@
 //! 5. the same on an untied model, and on a batch with pad tokens and pad targets (the pad
 //!    row's gradient must be exactly 0, ignored targets contribute nothing);
 //! 6. `fused head`: on that padded batch, the loss and every parameter's autodiff gradient
-//!    with the fused, chunked head ([`fused`], chunks that do not divide `B·T`) vs the plain
+//!    with the fused, chunked head ([`ember_embed::fused`], chunks that do not divide `B·T`) vs the plain
 //!    head.
 //!
 //! Errors: `max_abs_err = max|a − b|`, `max_rel_err = max|a − b| / max|b|` (relative to the

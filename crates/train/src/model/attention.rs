@@ -109,6 +109,23 @@ impl Attention {
         self.output(ctx)
     }
 
+    /// The attention probabilities of this block, `[B, H, T, T]` (row `i`: query at position
+    /// `offset + i`; zero above the diagonal), for normed hidden states `x [B, T, d]` and the
+    /// scheme's `bias [1, H, T, T]`: the same scores as [`Self::forward`], by Burn's ops (an
+    /// inspection path, e.g. attention distance and entropy; not used in training).
+    pub fn probabilities(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, offset: usize) -> Result<Tensor<4>, KernelError> {
+        let (q, k, _) = self.heads(x)?;
+        let (q, k) = pos.rotate_qk(q, k, offset);
+        let [b, h, t, dh] = q.dims();
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
+        let scores = match bias {
+            Some(bias) => scores + bias,
+            None => scores,
+        };
+        let mask = causal_mask(t, t, &scores.device()).expand([b, h, t, t]);
+        Ok(burn::tensor::activation::softmax(scores.mask_fill(mask, f64::NEG_INFINITY), 3))
+    }
+
     /// `x [B, T, d]` → `q, k, v`, each `[B, H, T, dh]`.
     fn heads(&self, x: Tensor<3>) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>), KernelError> {
         let [b, t, d] = x.dims();

@@ -61,6 +61,12 @@ impl Block {
         self.residual(x, |h| self.attn.forward_cached(h, pos, bias, cache))
     }
 
+    /// This block's attention probabilities `[B, H, T, T]` for the residual stream
+    /// `x [B, T, d]` entering it (see [`Attention::probabilities`]).
+    pub fn attention_probabilities(&self, x: Tensor<3>, pos: &PositionEncoding, bias: Option<Tensor<4>>, offset: usize) -> Result<Tensor<4>, KernelError> {
+        self.attn.probabilities(self.norm1.forward(x)?, pos, bias, offset)
+    }
+
     /// `x + attn(Norm₁ x)`, then `+ Mlp(Norm₂ ·)`; `[B, T, d]` → `[B, T, d]`.
     fn residual(&self, x: Tensor<3>, attn: impl FnOnce(Tensor<3>) -> Result<Tensor<3>, KernelError>) -> Result<Tensor<3>, KernelError> {
         let x = x.clone() + attn(self.norm1.forward(x)?)?;

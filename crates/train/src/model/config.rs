@@ -3,7 +3,7 @@
 //! - [`ModelConfig`]: the shape hyper-parameters — the `[model]` table of a training config;
 //! - [`TinyLmConfig`]: a [`ModelConfig`] plus what the data and the position scheme fix
 //!   (vocabulary size, `[position]`, an optional padding row); [`TinyLmConfig::init`] builds
-//!   a [`TinyLm`](super::TinyLm) on any device, Burn-style.
+//!   a [`super::TinyLm`] on any device, Burn-style.
 //!
 //! ## Input-embedding scale
 //!

@@ -202,6 +202,22 @@ impl TinyLm {
         Ok(x)
     }
 
+    /// The attention probabilities of every layer for ids `[B, T]` at positions
+    /// `[offset, offset+T)`: one `[B, H, T, T]` per block, in order (row `i` = query `i`,
+    /// zero above the diagonal). An inspection path (see [`Attention::probabilities`]).
+    pub fn attention_probabilities(&self, ids: Tensor<2, Int>, offset: usize) -> Result<Vec<Tensor<4>>, ModelError> {
+        let x = self.lookup(ids);
+        let [_, t, _] = x.dims();
+        let mut x = self.positioned(x, offset)?;
+        let bias = self.pos.score_bias(t, t, offset, &x.device());
+        let mut maps = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            maps.push(block.attention_probabilities(x.clone(), &self.pos, bias.clone(), offset)?);
+            x = block.forward(x, &self.pos, bias.clone(), offset)?;
+        }
+        Ok(maps)
+    }
+
     /// Hidden states of ids `[B, T]` after `layer` blocks, `[B, T, d]`: 0 = input
     /// embeddings plus positions, `n_layers` = after the last block and the final norm
     /// (what the head reads). Errors on `layer > n_layers`.
