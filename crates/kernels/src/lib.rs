@@ -38,9 +38,12 @@
 //! | attention | `OutPtr::mat` per (b, h) task; the `probs` block read as `&mut [T]` after its gemm | the (b, h) blocks of `ctx` and of `dq, dk, dv` are disjoint; the block was borrowed uniquely by `par_chunks_mut` and written in full |
 //! | `host::simd` | calling `#[target_feature]` wrappers | the CPU feature is detected first |
 //!
-//! Not run under Miri: this workspace has one stable toolchain and Miri needs nightly, and
-//! `gemm`'s SIMD micro-kernels (inline intrinsics) and rayon's threads are outside what
-//! Miri can check quickly. The views' bounds checks are unit-tested instead, as panics.
+//! Not run under Miri yet. Miri (nightly) interprets every crate a test links, and these
+//! tests link Burn with its wgpu/cubecl backends (build scripts, FFI to Vulkan, inline SIMD
+//! in `gemm`'s micro-kernels), which Miri cannot run; the unsafe parts themselves (`host::view`,
+//! `host::filled`, the `OutPtr` splits) depend only on `std`, so moving them into a Burn-free
+//! crate would let Miri check them — a follow-up. Until then their bounds checks are
+//! unit-tested (as panics) and every kernel is compared with the composition on all backends.
 //!
 //! ## What a program should set
 //!
