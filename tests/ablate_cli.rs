@@ -216,8 +216,12 @@ fn bad_requests_are_refused_before_anything_runs() {
 #[test]
 fn shipped_ablation_configs_load_and_shakespeare_has_seeds_for_intervals() {
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
-    for name in ["ablation-shakespeare.toml", "ablation-copy.toml"] {
+    for name in ["ablation-shakespeare.toml", "ablation-copy.toml", "ablation-reverse.toml", "ablation-addition.toml"] {
         let a = ember_train::ablate::Ablation::load(&configs.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The grid covers every scheme the library offers.
+        for scheme in ["none", "sinusoidal", "learned", "rope", "alibi", "t5", "kerple", "fire", "xpos"] {
+            assert!(a.config.variants.iter().any(|v| v.position.as_ref().is_some_and(|p| p.scheme() == scheme)), "{name}: no {scheme} variant");
+        }
         if name == "ablation-shakespeare.toml" {
             assert!(a.config.seeds.len() >= 3, "{name}: {:?}", a.config.seeds);
         }

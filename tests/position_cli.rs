@@ -114,3 +114,26 @@ fn plot_writes_a_png_and_rejects_learned() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to plot for `learned`"));
 }
+
+#[test]
+fn learned_bias_schemes_show_their_fixed_parts_and_name_bad_settings() {
+    // T5 (4 buckets, max distance 6): exact buckets 0, 1; then 2 + ⌊2·ln(n/2)/ln 3⌋, capped at 3
+    let v = show_json(&["--scheme", "t5", "--positions", "6", "--num-buckets", "4", "--max-distance", "6"]);
+    assert_eq!(v["buckets"][5], serde_json::json!([3, 3, 2, 2, 1, 0]), "{v}");
+    assert_eq!(v["buckets"][0][1], serde_json::Value::Null, "future keys are masked");
+    // KERPLE at init: −ln(1 + m_h (i − j)) with ALiBi's slopes (2 heads: 1/16, 1/256)
+    let v = show_json(&["--scheme", "kerple", "--heads", "2", "--positions", "3"]);
+    let b = v["bias"][0][2][0].as_f64().unwrap();
+    assert!((b + (1.0f64 + 2.0 / 16.0).ln()).abs() < 1e-12, "{v}");
+    // FIRE's input at the initial c = 0.1: ψ(i − j)/ψ(max(L, i))
+    let v = show_json(&["--scheme", "fire", "--positions", "4", "--threshold", "2"]);
+    let x = v["normalized"][3][0].as_f64().unwrap();
+    assert!((x - 1.0).abs() < 1e-12 && v["normalized"][1][0].as_f64().unwrap() > 0.0, "{v}");
+    let v = show_json(&["--scheme", "xpos", "--dim", "4", "--gamma", "0.4"]);
+    assert_eq!(v["zeta"].as_array().unwrap().len(), 2);
+    for (args, field) in [(&["--scheme", "t5", "--num-buckets", "0"][..], "t5.num_buckets"), (&["--scheme", "fire", "--hidden", "0"][..], "fire.hidden"), (&["--scheme", "xpos", "--scale-base", "-1"][..], "xpos.scale_base")] {
+        let e = fails(args);
+        assert!(e.contains(field), "{args:?}: {e}");
+    }
+    assert!(fails(&["--scheme", "kerple", "--num-buckets", "3"]).contains("--num-buckets"));
+}

@@ -16,7 +16,7 @@ use ember_train::ablate::results::{collect, is_done, loss_curves, output_files, 
 use ember_train::ablate::runner::progress_bar;
 use ember_train::ablate::{grid, run_shard, AblateOptions, Ablation, Shard};
 
-use ember::viz::ablate::{plot_extrapolation, plot_loss_curves};
+use ember::viz::ablate::{plot_attention, plot_extrapolation, plot_loss_curves};
 use jobs::{supervise, Children, Ending};
 
 /// `ember ablate CONFIG`
@@ -134,14 +134,16 @@ fn count_ctrl_c() -> Arc<AtomicUsize> {
 fn finish(a: &Ablation, compare: Option<&[String]>) -> anyhow::Result<()> {
     let rows = collect(a)?;
     write_outputs(a, &rows)?;
-    let [csv, json, md, curves, extrapolation] = output_files(&a.config.out_dir);
+    let [csv, json, md, curves, extrapolation, attention] = output_files(&a.config.out_dir);
     let failed = |path: &std::path::Path, e: Box<dyn std::error::Error>| anyhow::anyhow!("cannot draw {}: {e}", path.display());
     plot_loss_curves(&loss_curves(a)?, &curves).map_err(|e| failed(&curves, e))?;
     plot_extrapolation(a, &rows, &extrapolation).map_err(|e| failed(&extrapolation, e))?;
+    plot_attention(a, &rows, &attention).map_err(|e| failed(&attention, e))?;
     print!("{}", std::fs::read_to_string(&md)?);
     if let Some([x, y]) = compare {
         print!("\n{}", paired_markdown(a, &rows, x, y));
     }
-    println!("\nwrote {}, {}, {}, {}, {}", csv.display(), json.display(), md.display(), curves.display(), extrapolation.display());
+    let written: Vec<String> = [&csv, &json, &md, &curves, &extrapolation, &attention].iter().map(|p| p.display().to_string()).collect();
+    println!("\nwrote {}", written.join(", "));
     Ok(())
 }

@@ -27,7 +27,7 @@ pub enum PositionCmd {
 /// The scheme: every field is a key of the TOML `[position]` table.
 #[derive(Args, Serialize)]
 pub struct SchemeArgs {
-    /// none | sinusoidal | learned | rope | alibi
+    /// none | sinusoidal | learned | rope | alibi | t5 | kerple | fire | xpos
     #[arg(long)]
     scheme: String,
     /// sinusoidal: interleaved | halves; rope: interleaved | half_split (default; or half-split)
@@ -53,6 +53,30 @@ pub struct SchemeArgs {
     #[arg(long, allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     init_std: Option<f64>,
+    /// t5: buckets per head [default: 32]
+    #[arg(long, allow_hyphen_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_buckets: Option<usize>,
+    /// t5: distance from which keys share the last bucket [default: 128]
+    #[arg(long, allow_hyphen_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_distance: Option<usize>,
+    /// fire: hidden units of the MLP [default: 32]
+    #[arg(long, allow_hyphen_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hidden: Option<usize>,
+    /// fire: threshold L of psi(max(L, i)) [default: 512]
+    #[arg(long, allow_hyphen_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threshold: Option<usize>,
+    /// xpos: gamma of zeta = (2m/d + gamma)/(1 + gamma) [default: 0.4]
+    #[arg(long, allow_hyphen_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gamma: Option<f64>,
+    /// xpos: B of the exponent n/B [default: 512]
+    #[arg(long, allow_hyphen_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scale_base: Option<f64>,
 }
 
 /// RoPE scaling: the keys of the TOML `[position.scaling]` table.

@@ -1,11 +1,12 @@
-//! The two plots of `ember ablate`: `loss_curves.png` (validation loss over steps, one line
-//! per trained variant) and `extrapolation.png` (loss against evaluation length, log-x, one
-//! line per variant, the training length marked). Non-overlapping loss: the mean over seeds
+//! The plots of `ember ablate`: `loss_curves.png` (validation loss over steps, one line
+//! per trained variant), `extrapolation.png` (loss against evaluation length, log-x, one
+//! line per variant, the training length marked) and `attention.png` (mean attention
+//! distance against length, the same axes). Non-overlapping loss: the mean over seeds
 //! as a line, its 95 % confidence interval as a shaded band; `n/a` points are left out.
 
 use std::path::Path;
 
-use ember_train::ablate::results::summary;
+use ember_train::ablate::results::{attention_summary, summary, LengthStat};
 use ember_train::ablate::{Ablation, Row};
 use plotters::prelude::*;
 
@@ -15,9 +16,10 @@ use super::font::ensure_font;
 pub type Lines = Vec<(String, Vec<(f64, f64)>)>;
 
 fn color(i: usize) -> RGBColor {
-    const C: [RGBColor; 8] = [
+    const C: [RGBColor; 10] = [
         RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40),
         RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194), RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34), RGBColor(23, 190, 207),
     ];
     C[i % C.len()]
 }
@@ -61,10 +63,22 @@ pub type Band = (String, Vec<(f64, f64, Option<(f64, f64)>)>);
 /// length, mean and 95 % t interval over seeds ([`summary`]); `n/a` lengths left out.
 pub fn extrapolation_bands(a: &Ablation, rows: &[Row]) -> Vec<Band> {
     let mode = ember_train::ablate::results::modes(a)[0];
-    summary(a, rows, mode, false)
-        .into_iter()
-        .map(|(label, cols)| (label, cols.into_iter().filter_map(|(len, e)| e.map(|e| (len as f64, e.mean, e.interval()))).collect()))
-        .collect()
+    bands(summary(a, rows, mode, false))
+}
+
+/// A summary (per variant, an estimate per length) as lines with bands; `n/a` left out.
+fn bands(summary: Vec<(String, Vec<LengthStat>)>) -> Vec<Band> {
+    summary.into_iter().map(|(label, cols)| (label, cols.into_iter().filter_map(|(len, e)| e.map(|e| (len as f64, e.mean, e.interval()))).collect())).collect()
+}
+
+/// `attention.png`: each variant's mean attention distance (tokens back, averaged over layers
+/// and heads; mean and 95 % interval over seeds) against evaluation length, log-x, the
+/// training length marked ([`attention_summary`]). A flat line is local attention (ALiBi);
+/// a line that grows with the length spreads attention over ever more keys.
+pub fn plot_attention(a: &Ablation, rows: &[Row], out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let x = if a.base.data.task.is_some() { "operand length (characters, log scale)" } else { "evaluation length (tokens, log scale)" };
+    let axes = ["mean attention distance vs length", x, "mean attention distance (tokens back)"];
+    draw_extrapolation(&bands(attention_summary(a, rows)), &a.eval_tokens(), a.train_len(), axes, out)
 }
 
 /// `extrapolation.png`: non-overlapping loss against evaluation length, the mean over seeds

@@ -49,14 +49,37 @@ pub fn show_text(out: &Inspection) -> String {
             s.push_str(&format!("slopes  {}\n", row(slopes)));
             for (h, m) in bias.iter().enumerate() {
                 s.push_str(&format!("head {h} (slope {}), bias[i][j], -inf = masked future key\n", slopes[h]));
-                for r in m {
-                    let cells: Vec<String> = r.iter().map(|v| v.map_or(format!("{:>9}", "-inf"), |v| format!("{v:>9.4}"))).collect();
-                    s.push_str(&format!("  {}\n", cells.join(" ")));
-                }
+                lower(&mut s, m, "-inf", |v| format!("{v:>9.4}"));
             }
+        }
+        Inspection::T5 { buckets } => {
+            s.push_str("scheme t5: bucket of each (i, j), - = masked future key; the per-bucket, per-head biases start at 0 and are learned\n");
+            lower(&mut s, buckets, "-", |b| format!("{b:>9}"));
+        }
+        Inspection::Kerple { r1, r2, bias } => {
+            s.push_str(&format!("scheme kerple: -r1 ln(1 + r2 (i - j)), learned; initial values\nr1  {}\nr2  {}\n", row(r1), row(r2)));
+            for (h, m) in bias.iter().enumerate() {
+                s.push_str(&format!("head {h}, bias[i][j] at init\n"));
+                lower(&mut s, m, "-", |v| format!("{v:>9.4}"));
+            }
+        }
+        Inspection::Fire { hidden, threshold, normalized } => {
+            s.push_str(&format!("scheme fire: MLP 1 -> {hidden} -> heads of psi(i - j) / psi(max({threshold}, i)); its input at the initial c\n"));
+            lower(&mut s, normalized, "-", |v| format!("{v:>9.4}"));
+        }
+        Inspection::Xpos { inv_freq, zeta } => {
+            s.push_str(&format!("inv_freq  {}\nzeta      {}\n", row(inv_freq), row(zeta)));
         }
     }
     s
+}
+
+/// Rows of a lower-triangular `[T, T]` matrix, `masked` above the diagonal.
+fn lower<V: Copy>(s: &mut String, m: &[Vec<Option<V>>], masked: &str, cell: impl Fn(V) -> String) {
+    for r in m {
+        let cells: Vec<String> = r.iter().map(|v| v.map_or(format!("{masked:>9}"), &cell)).collect();
+        s.push_str(&format!("  {}\n", cells.join(" ")));
+    }
 }
 
 /// Blue (−1) → white (0) → red (+1).
@@ -177,10 +200,12 @@ pub fn plot_scheme(config: &PositionConfig, probe: &Probe, out: &Path) -> Result
             root.present().map_err(err)?;
             Ok(format!("RoPE decay curve over {n} relative distances"))
         }
-        PositionConfig::Learned { .. } | PositionConfig::None {} => Err(PlotError::Input(format!(
-            "nothing to plot for `{}` (a learned table is random until trained); plot sinusoidal, rope or alibi",
-            config.scheme()
-        ))),
+        PositionConfig::Learned { .. } | PositionConfig::None {} | PositionConfig::T5 { .. } | PositionConfig::Kerple {} | PositionConfig::Fire { .. } | PositionConfig::Xpos { .. } => {
+            Err(PlotError::Input(format!(
+                "nothing to plot for `{}` here (learned schemes are what training makes them; `ember position show --scheme {0}` prints what is fixed); plot sinusoidal, rope or alibi",
+                config.scheme()
+            )))
+        }
     }
 }
 

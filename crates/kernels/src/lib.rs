@@ -28,22 +28,42 @@
 //! The public functions check shapes, dtypes and devices and return a [`KernelError`]
 //! naming the inputs when they do not fit. The backend extension (`ops`, private) takes
 //! Burn primitives unchecked; its host kernels check again and fall back to the composition
-//! (or panic) rather than read or write outside a buffer. Three layers keep `unsafe` sound:
+//! (or panic) rather than read or write outside a buffer. Every `unsafe` block, `unsafe fn`
+//! and `unsafe impl` of the crate, and the invariant that makes it sound:
 //!
 //! | where | `unsafe` | invariant (why it holds) |
 //! | --- | --- | --- |
 //! | `host::view` | `Mat`, `View`, `MatMut` hold borrows of their buffer; constructors check every addressed element is inside it | no raw offset is taken from a safe fn without that check; `OutPtr::mat` is `unsafe`: its caller promises the tasks' parts are disjoint |
+//! | `host::view` | `unsafe impl Send` and `Sync for OutPtr<'_, T>`, `T: Send` only | an `OutPtr<'a, T>` stands for the unique borrow `&'a mut [MaybeUninit<T>]` split among tasks: it reads nothing and writes only through the `MatMut`s of the unsafe `OutPtr::mat`, whose contract keeps the tasks' parts disjoint, so sending or sharing it is sound exactly when it is for that `&mut [T]` (`T: Send`) |
 //! | `host::gemm::mm` | one `gemm::gemm` call | the three matrices' shapes are asserted to chain, their elements lie in their buffers (view invariant), `dst` is a unique borrow and `read_dst = false`, so all of `dst` is written and nothing else |
 //! | `host::filled` (unsafe fn) and each `set_len` | new buffers without a zero fill | each call site states why its kernel writes every slot, after the shapes were checked (e.g. LayerNorm: the length is a multiple of `d`) |
 //! | attention | `OutPtr::mat` per (b, h) task; the `probs` block read as `&mut [T]` after its gemm | the (b, h) blocks of `ctx` and of `dq, dk, dv` are disjoint; the block was borrowed uniquely by `par_chunks_mut` and written in full |
 //! | `host::simd` | calling `#[target_feature]` wrappers | the CPU feature is detected first |
 //!
-//! Not run under Miri yet. Miri (nightly) interprets every crate a test links, and these
-//! tests link Burn with its wgpu/cubecl backends (build scripts, FFI to Vulkan, inline SIMD
-//! in `gemm`'s micro-kernels), which Miri cannot run; the unsafe parts themselves (`host::view`,
-//! `host::filled`, the `OutPtr` splits) depend only on `std`, so moving them into a Burn-free
-//! crate would let Miri check them — a follow-up. Until then their bounds checks are
-//! unit-tested (as panics) and every kernel is compared with the composition on all backends.
+//! ## Under Miri
+//!
+//! Miri needs a nightly toolchain with its component (the stable one has none:
+//! `rustup component add --toolchain nightly miri rust-src`). With it, these pass with no
+//! undefined behaviour reported (nightly 1.97 of 2026-05-19; ≈ 4 min to build, ≈ 15 min to
+//! run on 2 cores):
+//!
+//! ```sh
+//! export MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks"
+//! cargo +nightly miri test -p ember-kernels --lib                          # views, gemm, SIMD, exp/erf, mask
+//! cargo +nightly miri test -p ember-kernels --test host_kernels            # every flex kernel, forward + backward
+//! cargo +nightly miri test -p ember-kernels --test checked_inputs rejects  # the checks, and each op's flex forward
+//! cargo +nightly miri test -p ember-kernels --test bias_gradient a_constant_bias
+//! ```
+//!
+//! The flags: Burn reads `burn.toml` from the working directory (isolation off); rayon's pool
+//! threads outlive the test (leaks ignored); rayon's deque (crossbeam-epoch 0.9) casts
+//! integers to pointers, and under Miri's default aliasing model (Stacked Borrows) Miri stops
+//! inside crossbeam-epoch's own list (`List::element_of`) before reaching ember's code, so the
+//! runs use Tree Borrows. Under Stacked Borrows the tests that run no parallel iterator pass
+//! (the unit tests of `host::view`, `host::gemm`, `host::simd`, `mask`, and the `exp` test).
+//! Not under Miri: the tests over `ember_testing::test_devices()` (the rest
+//! of `fused_kernels`, `gelu`, `bias_gradient`, `checked_inputs`), which open wgpu, whose
+//! Vulkan/GL driver calls Miri cannot run.
 //!
 //! ## What a program should set
 //!
@@ -66,8 +86,10 @@ mod mask;
 mod ops;
 mod sum_of_squares;
 
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::Dispatch;
-use burn::tensor::Tensor;
+use burn::tensor::{Shape, Tensor};
 
 pub use adamw::{FusedAdamW, GradScale};
 pub use error::KernelError;
@@ -161,6 +183,11 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// optional bias `[d_out]` (a broadcast add after) → `[.., d_out]`, computed as one
 /// `[rows, d_in] × [d_in, d_out]` product over all rows.
 ///
+/// Empty inputs are fine: no rows (`x [0, d_in]`, `[B, 0, d_in]`) or `d_out = 0` give an
+/// empty output, `d_in = 0` an all-zero product; their gradients are the empty or all-zero
+/// tensors of the inputs' shapes (`dW = Xᵀ dY` over no rows is `[d_in, d_out]` of zeros),
+/// written without a product on every backend.
+///
 /// # Errors
 /// If `x`'s last dimension is not `d_in`, the bias is not `[d_out]`, or the inputs differ in
 /// dtype or device.
@@ -174,13 +201,20 @@ pub fn linear<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>
     if let Some(b) = &bias {
         error::same_kind("linear", &[("x", &x)], Some(("bias", b)))?;
     }
+    // Reshaped as primitives: `Tensor::reshape` (and `unsqueeze`) read a 0 in the new shape
+    // as "keep this dimension", which turns an empty input's `[0, d_in]` into another shape.
+    let reshape = |t: FloatTensor<Dispatch>, dims: &[usize]| Dispatch::float_reshape(t, Shape::from(dims.to_vec()));
     let rows = dims[..D - 1].iter().product();
-    let y = <Dispatch as EmberKernels>::fused_linear(x.reshape([rows, d_in]).into_dispatch(), w.into_dispatch());
+    let y = <Dispatch as EmberKernels>::fused_linear(reshape(x.into_dispatch(), &[rows, d_in]), w.into_dispatch());
     let mut out = dims;
     out[D - 1] = d_out;
-    let y = Tensor::<2>::from_dispatch(y).reshape(out);
+    let y = Tensor::<D>::from_dispatch(reshape(y, &out));
     Ok(match bias {
-        Some(b) => y + b.unsqueeze(),
+        Some(b) => {
+            let mut row = [1; D];
+            row[D - 1] = d_out;
+            y + Tensor::<D>::from_dispatch(reshape(b.into_dispatch(), &row))
+        }
         None => y,
     })
 }

@@ -20,14 +20,35 @@ use crate::ops::EmberKernels;
 
 /// `x [N, d_in] · w [d_in, d_out]` by Burn's matmul.
 pub(crate) fn compose_forward<B: Backend>(x: FloatTensor<B>, w: FloatTensor<B>) -> FloatTensor<B> {
+    if let Some([n, _, d_out]) = empty::<B>(&x, &w) {
+        return zeros::<B>(&x, [n, d_out]);
+    }
     B::float_matmul(x, w)
 }
 
 /// `(dX = dY Wᵀ, dW = Xᵀ dY)` by Burn's matmul.
 pub(crate) fn compose_backward<B: Backend>(x: FloatTensor<B>, w: FloatTensor<B>, dy: FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>) {
+    if let Some([n, d_in, d_out]) = empty::<B>(&x, &w) {
+        return (zeros::<B>(&x, [n, d_in]), zeros::<B>(&x, [d_in, d_out]));
+    }
     let dx = B::float_matmul(dy.clone(), B::float_swap_dims(w, 0, 1));
     let dw = B::float_matmul(B::float_swap_dims(x, 0, 1), dy);
     (dx, dw)
+}
+
+/// `[N, d_in, d_out]` when one of them is 0 (`x [N, d_in]`, `w [d_in, d_out]`). Then every
+/// product of the op is empty or a sum over nothing, i.e. zeros: written as such, since
+/// backends' matmuls do not all take empty operands (ndarray's divides by zero, and the host
+/// kernel's `gemm` refuses an empty inner dimension).
+fn empty<B: Backend>(x: &FloatTensor<B>, w: &FloatTensor<B>) -> Option<[usize; 3]> {
+    let (xs, ws) = (x.shape(), w.shape());
+    let dims = [xs[0], xs[xs.num_dims() - 1], ws[ws.num_dims() - 1]];
+    dims.contains(&0).then_some(dims)
+}
+
+/// Zeros `[rows, cols]` of `like`'s dtype on its device.
+fn zeros<B: Backend>(like: &FloatTensor<B>, [rows, cols]: [usize; 2]) -> FloatTensor<B> {
+    B::float_zeros(Shape::new([rows, cols]), &like.device(), like.dtype().into())
 }
 
 /// A 2-D flex tensor as a checked strided matrix.
@@ -53,10 +74,14 @@ fn product<T: HostFloat>(lhs: Mat<T>, rhs: Mat<T>, split: bool) -> FlexTensor {
 }
 
 /// The host kernel's dtype, if `x [N, d_in]`, `w [d_in, d_out]` (and `dy [N, d_out]`) have
-/// those shapes, `d_in > 0`, and one dtype.
+/// those shapes, none of `N, d_in, d_out` is 0, and one dtype. An empty dimension takes the
+/// composition, which returns the empty or all-zero results (e.g. `dW = Xᵀ dY` over `N = 0`
+/// rows is `[d_in, d_out]` of zeros), where the kernel's `gemm` would be asked for an empty
+/// inner dimension, which [`mm`] refuses.
 fn host_dtype(x: &FlexTensor, w: &FlexTensor, dy: Option<&FlexTensor>) -> Option<DType> {
     let (xs, ws) = (x.shape(), w.shape());
-    let fits = xs.num_dims() == 2 && ws.num_dims() == 2 && xs[1] == ws[0] && xs[1] > 0 && dy.is_none_or(|dy| dy.shape() == Shape::new([xs[0], ws[1]]));
+    let nonempty = xs.num_dims() == 2 && ws.num_dims() == 2 && xs[0] > 0 && xs[1] > 0 && ws[1] > 0;
+    let fits = nonempty && xs[1] == ws[0] && dy.is_none_or(|dy| dy.shape() == Shape::new([xs[0], ws[1]]));
     (fits && w.dtype() == x.dtype() && dy.is_none_or(|dy| dy.dtype() == x.dtype())).then(|| x.dtype())
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [position]
-//! scheme = "rope"            # none | sinusoidal | learned | rope | alibi
+//! scheme = "rope"            # none | sinusoidal | learned | rope | alibi | t5 | kerple | fire | xpos
 //! layout = "half_split"      # rope: interleaved | half_split; sinusoidal: interleaved | halves
 //! base = 10000.0
 //! partial_rotary_factor = 1.0
@@ -18,11 +18,15 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::alibi::Alibi;
+use crate::fire::Fire;
+use crate::kerple::Kerple;
 use crate::learned::LearnedPositions;
 use crate::none::NoPosition;
 use crate::rope::{Rope, RopeLayout};
 use crate::rope_scaling::RopeScaling;
 use crate::sinusoidal::{Sinusoidal, SinusoidalLayout};
+use crate::t5::T5Bias;
+use crate::xpos::XPos;
 use crate::{PositionEncoding, PositionError};
 
 fn default_base() -> f64 {
@@ -33,6 +37,24 @@ fn default_init_std() -> f64 {
 }
 fn default_partial() -> f64 {
     1.0
+}
+fn default_buckets() -> usize {
+    32
+}
+fn default_max_distance() -> usize {
+    128
+}
+fn default_fire_hidden() -> usize {
+    32
+}
+fn default_fire_threshold() -> usize {
+    512
+}
+fn default_xpos_gamma() -> f64 {
+    0.4
+}
+fn default_xpos_scale_base() -> f64 {
+    512.0
 }
 
 /// Which position scheme a model uses, with its settings.
@@ -85,6 +107,41 @@ pub enum PositionConfig {
     },
     /// Linear attention biases.
     Alibi {},
+    /// T5's learned relative-position bucket biases (causal buckets, [`crate::t5`]).
+    T5 {
+        /// Buckets per head (default 32, T5's); half are exact distances, half logarithmic.
+        #[serde(default = "default_buckets")]
+        num_buckets: usize,
+        /// Distance from which every key shares the last bucket (default 128, T5's).
+        #[serde(default = "default_max_distance")]
+        max_distance: usize,
+    },
+    /// KERPLE's logarithmic kernel bias `−r1·ln(1 + r2·(i − j))`, learned per head ([`crate::kerple`]).
+    Kerple {},
+    /// FIRE: a learned MLP of the progressively normalised distance ([`crate::fire`]).
+    Fire {
+        /// Hidden ReLU units of the MLP (default 32, the paper's).
+        #[serde(default = "default_fire_hidden")]
+        hidden: usize,
+        /// The threshold `L` of `ψ(max(L, i))` (default 512, the paper's initial value).
+        #[serde(default = "default_fire_threshold")]
+        threshold: usize,
+    },
+    /// xPos: RoPE with a per-pair exponential decay ([`crate::xpos`]).
+    Xpos {
+        /// Which features pair up (default `half_split`).
+        #[serde(default)]
+        layout: RopeLayout,
+        /// Frequency base (default 10000).
+        #[serde(default = "default_base")]
+        base: f64,
+        /// `γ` of `ζ_m = (2m/d + γ)/(1 + γ)` (default 0.4, the paper's).
+        #[serde(default = "default_xpos_gamma")]
+        gamma: f64,
+        /// `B` of the exponent `n/B` (default 512, the paper's).
+        #[serde(default = "default_xpos_scale_base")]
+        scale_base: f64,
+    },
 }
 
 impl Default for PositionConfig {
@@ -102,6 +159,10 @@ impl PositionConfig {
             PositionConfig::Learned { .. } => "learned",
             PositionConfig::Rope { .. } => "rope",
             PositionConfig::Alibi {} => "alibi",
+            PositionConfig::T5 { .. } => "t5",
+            PositionConfig::Kerple {} => "kerple",
+            PositionConfig::Fire { .. } => "fire",
+            PositionConfig::Xpos { .. } => "xpos",
         }
     }
 
@@ -120,7 +181,42 @@ impl PositionConfig {
             return Err(PositionError::ZeroWidth);
         }
         match *self {
-            PositionConfig::None {} | PositionConfig::Alibi {} => Ok(()),
+            PositionConfig::None {} | PositionConfig::Alibi {} | PositionConfig::Kerple {} => Ok(()),
+            PositionConfig::T5 { num_buckets, max_distance } => {
+                if num_buckets < 2 {
+                    return Err(PositionError::InvalidValue { field: "t5.num_buckets", value: num_buckets as f64, expected: "must be at least 2 (half exact distances, half logarithmic; T5 uses 32)" });
+                }
+                if max_distance <= num_buckets / 2 {
+                    return Err(PositionError::InvalidValue { field: "t5.max_distance", value: max_distance as f64, expected: "must be larger than num_buckets / 2, the last exactly-bucketed distance (T5 uses 128 with 32 buckets)" });
+                }
+                Ok(())
+            }
+            PositionConfig::Fire { hidden, threshold } => {
+                if hidden == 0 {
+                    return Err(PositionError::InvalidValue { field: "fire.hidden", value: 0.0, expected: "the MLP needs at least 1 hidden unit (the paper uses 32)" });
+                }
+                if threshold == 0 {
+                    return Err(PositionError::InvalidValue { field: "fire.threshold", value: 0.0, expected: "must be at least 1 (it keeps ψ(max(L, i)) > 0; the paper starts at 512)" });
+                }
+                Ok(())
+            }
+            PositionConfig::Xpos { base, gamma, scale_base, .. } => {
+                check_base("xpos.base", base)?;
+                if d_model % n_heads != 0 {
+                    return Err(PositionError::HeadsDontDivide { d_model, n_heads });
+                }
+                let head_dim = d_model / n_heads;
+                if head_dim % 2 == 1 {
+                    return Err(PositionError::BadRotaryDim { head_dim, partial_rotary_factor: 1.0, rot_dim: head_dim });
+                }
+                if !(gamma > 0.0 && gamma.is_finite()) {
+                    return Err(PositionError::InvalidValue { field: "xpos.gamma", value: gamma, expected: "must be a finite number > 0 (the paper uses 0.4)" });
+                }
+                if !(scale_base > 0.0 && scale_base.is_finite()) {
+                    return Err(PositionError::InvalidValue { field: "xpos.scale_base", value: scale_base, expected: "must be a finite number > 0 (the paper uses 512)" });
+                }
+                Ok(())
+            }
             PositionConfig::Sinusoidal { base, .. } => {
                 check_base("sinusoidal.base", base)?;
                 if d_model % 2 == 1 {
@@ -156,7 +252,8 @@ impl PositionConfig {
     }
 
     /// Validate, then build the module for width `d_model` and `n_heads` heads on `device`
-    /// (only `learned` allocates: its `[max_len, d_model]` table).
+    /// (the trainable schemes allocate their parameters: `learned` `[max_len, d_model]`, `t5`
+    /// `[num_buckets, H]`, `kerple` `2 × [H]`, `fire` its MLP and `c`).
     pub fn init(&self, d_model: usize, n_heads: usize, device: &Device) -> Result<PositionEncoding, PositionError> {
         self.validate(d_model, n_heads)?;
         Ok(match *self {
@@ -169,6 +266,10 @@ impl PositionConfig {
                 PositionEncoding::Rope(Rope::new(layout, base, head_dim, rot_dim, scaling.clone()))
             }
             PositionConfig::Alibi {} => PositionEncoding::Alibi(Alibi::new(n_heads)),
+            PositionConfig::T5 { num_buckets, max_distance } => PositionEncoding::T5(T5Bias::new(num_buckets, max_distance, n_heads, device)),
+            PositionConfig::Kerple {} => PositionEncoding::Kerple(Kerple::new(n_heads, device)),
+            PositionConfig::Fire { hidden, threshold } => PositionEncoding::Fire(Fire::new(hidden, threshold, n_heads, device)),
+            PositionConfig::Xpos { layout, base, gamma, scale_base } => PositionEncoding::Xpos(XPos::new(layout, base, d_model / n_heads, gamma, scale_base)),
         })
     }
 }
@@ -197,6 +298,10 @@ mod tests {
             PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: 1.0, scaling: RopeScaling::Dynamic { factor: 2.0, max_position: 512 } },
             PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 1e4, partial_rotary_factor: 1.0, scaling: RopeScaling::Yarn { factor: 4.0, original_max_position: 2048, beta_fast: 32.0, beta_slow: 1.0, attention_factor: Some(1.2) } },
             PositionConfig::Rope { layout: RopeLayout::HalfSplit, base: 5e5, partial_rotary_factor: 1.0, scaling: RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position: 8192 } },
+            PositionConfig::T5 { num_buckets: 16, max_distance: 40 },
+            PositionConfig::Kerple {},
+            PositionConfig::Fire { hidden: 8, threshold: 16 },
+            PositionConfig::Xpos { layout: RopeLayout::Interleaved, base: 1e4, gamma: 0.5, scale_base: 64.0 },
         ];
         #[derive(Serialize, Deserialize)]
         struct Wrap {
@@ -235,6 +340,10 @@ mod tests {
             "scheme = \"rotary\"\n",
             "scheme = \"rope\"\nlayout = \"halves\"\n",
             "scheme = \"learned\"\n",
+            "scheme = \"t5\"\nbuckets = 8\n",
+            "scheme = \"kerple\"\nr1 = 1.0\n",
+            "scheme = \"fire\"\nwidth = 8\n",
+            "scheme = \"xpos\"\nscale = 8.0\n",
         ] {
             assert!(toml::from_str::<PositionConfig>(bad).is_err(), "accepted: {bad}");
         }
@@ -289,5 +398,19 @@ mod tests {
         assert!(PositionConfig::Sinusoidal { layout: SinusoidalLayout::Halves, base: 1e4 }.validate(7, 1).is_err());
         assert!(PositionConfig::Learned { max_len: 0, init_std: 0.02 }.validate(8, 1).is_err());
         assert!(PositionConfig::default().init(8, 0, &Device::flex()).is_err());
+        let field = |c: PositionConfig| match c.validate(16, 2) {
+            Err(PositionError::InvalidValue { field, .. }) => field,
+            other => panic!("{c:?}: {other:?}"),
+        };
+        assert_eq!(field(PositionConfig::T5 { num_buckets: 0, max_distance: 128 }), "t5.num_buckets");
+        assert_eq!(field(PositionConfig::T5 { num_buckets: 32, max_distance: 16 }), "t5.max_distance");
+        assert_eq!(field(PositionConfig::Fire { hidden: 0, threshold: 512 }), "fire.hidden");
+        assert_eq!(field(PositionConfig::Fire { hidden: 32, threshold: 0 }), "fire.threshold");
+        assert_eq!(field(PositionConfig::Xpos { layout: RopeLayout::HalfSplit, base: 1e4, gamma: 0.0, scale_base: 512.0 }), "xpos.gamma");
+        assert_eq!(field(PositionConfig::Xpos { layout: RopeLayout::HalfSplit, base: 1e4, gamma: 0.4, scale_base: -1.0 }), "xpos.scale_base");
+        let odd = PositionConfig::Xpos { layout: RopeLayout::HalfSplit, base: 1e4, gamma: 0.4, scale_base: 512.0 };
+        assert!(matches!(odd.validate(10, 2), Err(PositionError::BadRotaryDim { head_dim: 5, .. })));
+        let e = PositionConfig::T5 { num_buckets: 0, max_distance: 128 }.validate(16, 2).unwrap_err().to_string();
+        assert!(e.contains("t5.num_buckets = 0") && e.contains("at least 2"), "{e}");
     }
 }

@@ -9,6 +9,14 @@
 //! - `alibi` → `{"slopes": [f64; H], "bias": [[[f64 | null; T]; T]; H]}` — `bias[h][i][j]` is
 //!   `−m_h (i − j)`; `null` above the diagonal, where the tensor holds `−∞` (masked);
 //! - `learned` → `{"max_len": N, "init_std": σ}` (its values are random until trained);
+//! - `t5` → `{"buckets": [[usize | null; T]; T]}` — the bucket of each `(i, j ≤ i)` (the
+//!   per-bucket biases start at 0 and are learned);
+//! - `kerple` → `{"r1": [f64; H], "r2": [f64; H], "bias": [[[f64 | null; T]; T]; H]}` — the
+//!   initial parameters and the bias they give;
+//! - `fire` → `{"hidden": n, "threshold": L, "normalized": [[f64 | null; T]; T]}` — the MLP's
+//!   input `ψ(i − j)/ψ(max(L, i))` at the initial `c` (the MLP itself is random until trained);
+//! - `xpos` → `{"inv_freq": [f64; D/2], "zeta": [f64; D/2]}` — RoPE's frequencies and the
+//!   per-pair decay bases;
 //! - `none` → `{}`.
 //!
 //! All numbers are computed in f64 on the host.
@@ -16,6 +24,8 @@
 use serde::Serialize;
 
 use crate::alibi::{alibi_bias_host, slopes};
+use crate::fire::FIRE_INIT_C;
+use crate::kerple::KERPLE_MIN;
 use crate::rope::rotate_vector;
 use crate::rope_scaling::scaled_inv_freq;
 use crate::sinusoidal::sinusoidal_table;
@@ -69,8 +79,43 @@ pub enum Inspection {
         /// Init std.
         init_std: f64,
     },
+    /// `{"buckets": …}`.
+    T5 {
+        /// `[T, T]`, `None` above the diagonal.
+        buckets: Vec<Vec<Option<usize>>>,
+    },
+    /// `{"r1": …, "r2": …, "bias": …}`.
+    Kerple {
+        /// Initial `r1` per head.
+        r1: Vec<f64>,
+        /// Initial `r2` per head.
+        r2: Vec<f64>,
+        /// `[H, T, T]`, `None` above the diagonal.
+        bias: Vec<Vec<Vec<Option<f64>>>>,
+    },
+    /// `{"hidden": …, "threshold": …, "normalized": …}`.
+    Fire {
+        /// Hidden units of the MLP.
+        hidden: usize,
+        /// `L`.
+        threshold: usize,
+        /// `[T, T]` MLP inputs, `None` above the diagonal.
+        normalized: Vec<Vec<Option<f64>>>,
+    },
+    /// `{"inv_freq": …, "zeta": …}`.
+    Xpos {
+        /// RoPE's `D/2` inverse frequencies.
+        inv_freq: Vec<f64>,
+        /// `ζ_m` per rotation pair.
+        zeta: Vec<f64>,
+    },
     /// `{}`.
     None {},
+}
+
+/// `f(i, j)` for `j ≤ i`, `None` above the diagonal, as `[T, T]`.
+fn lower<V>(t: usize, f: impl Fn(usize, usize) -> V) -> Vec<Vec<Option<V>>> {
+    (0..t).map(|i| (0..t).map(|j| (j <= i).then(|| f(i, j))).collect()).collect()
 }
 
 /// Validate `config` for the probe's width (RoPE: one head of `probe.dim` features; ALiBi:
@@ -78,7 +123,8 @@ pub enum Inspection {
 pub fn inspect(config: &PositionConfig, probe: &Probe) -> Result<Inspection, PositionError> {
     let (d, t) = (probe.dim, probe.positions);
     let (width, heads) = match config {
-        PositionConfig::Alibi {} => (d.max(2), probe.heads),
+        PositionConfig::Alibi {} | PositionConfig::Kerple {} => (d.max(2), probe.heads),
+        PositionConfig::T5 { .. } | PositionConfig::Fire { .. } => (d.max(2), 1),
         PositionConfig::None {} => (d.max(2), 1),
         _ => (d, 1),
     };
@@ -90,6 +136,21 @@ pub fn inspect(config: &PositionConfig, probe: &Probe) -> Result<Inspection, Pos
         PositionConfig::None {} => Inspection::None {},
         &PositionConfig::Learned { max_len, init_std } => Inspection::Learned { max_len, init_std },
         PositionConfig::Alibi {} => Inspection::Alibi { slopes: slopes(heads), bias: alibi_bias_host(heads, t, t, 0) },
+        &PositionConfig::T5 { num_buckets, max_distance } => Inspection::T5 { buckets: lower(t, |i, j| crate::t5::bucket((i - j) as i64, num_buckets, max_distance)) },
+        PositionConfig::Kerple {} => {
+            let r2 = slopes(heads);
+            let r1 = vec![1.0; heads];
+            let bias = r2.iter().map(|&b| lower(t, |i, j| 0.0 - (1.0 + b.max(KERPLE_MIN) * (i - j) as f64).ln())).collect();
+            Inspection::Kerple { r1, r2, bias }
+        }
+        &PositionConfig::Fire { hidden, threshold } => {
+            let psi = |x: f64| (FIRE_INIT_C * x).ln_1p();
+            Inspection::Fire { hidden, threshold, normalized: lower(t, |i, j| psi((i - j) as f64) / psi(i.max(threshold) as f64)) }
+        }
+        &PositionConfig::Xpos { base, gamma, .. } => {
+            let freqs = scaled_inv_freq(base, d, &crate::RopeScaling::None {}, None);
+            Inspection::Xpos { inv_freq: freqs.inv_freq, zeta: crate::xpos::zeta(d, gamma) }
+        }
         &PositionConfig::Sinusoidal { layout, base } => {
             let flat = sinusoidal_table(0..t, d, layout, base);
             Inspection::Sinusoidal { table: flat.chunks(d).map(<[f64]>::to_vec).collect() }

@@ -16,6 +16,10 @@ fn all_configs() -> Vec<PositionConfig> {
         PositionConfig::Learned { max_len: 32, init_std: 0.02 },
         PositionConfig::Rope { layout: RopeLayout::Interleaved, base: 10000.0, partial_rotary_factor: 0.5, scaling: RopeScaling::None {} },
         PositionConfig::Alibi {},
+        PositionConfig::T5 { num_buckets: 8, max_distance: 10 },
+        PositionConfig::Kerple {},
+        PositionConfig::Fire { hidden: 6, threshold: 4 },
+        PositionConfig::Xpos { layout: RopeLayout::HalfSplit, base: 10000.0, gamma: 0.4, scale_base: 16.0 },
     ]
 }
 
@@ -41,15 +45,19 @@ fn hooks_pass_through_or_act_and_offsets_are_slices() {
             let (sq, sk) = enc.rotate_qk(q.clone().slice([0..b, 0..h, o..o + t]), k.clone().slice([0..b, 0..h, o..o + t]), o);
             assert_close(&sq, &lq.clone().slice([0..b, 0..h, o..o + t]), 1e-6, 0.0, &format!("{what} q offset"));
             assert_close(&sk, &lk.slice([0..b, 0..h, o..o + t]), 1e-6, 0.0, &format!("{what} k offset"));
-            assert_eq!(to_vec(&lq) != to_vec(&q), config.scheme() == "rope", "{what}: hook 2");
+            assert_eq!(to_vec(&lq) != to_vec(&q), matches!(config.scheme(), "rope" | "xpos"), "{what}: hook 2");
+            assert_eq!(enc.rotates_qk(), matches!(config.scheme(), "rope" | "xpos"), "{what}: rotates_qk");
 
             let bias = enc.score_bias(t, o + t, o, dev);
-            assert_eq!(bias.is_some(), config.scheme() == "alibi", "{what}: hook 3");
+            assert_eq!(bias.is_some(), matches!(config.scheme(), "alibi" | "t5" | "kerple" | "fire"), "{what}: hook 3");
             if let Some(bias) = bias {
                 assert_eq!(bias.dims(), [1, h, t, o + t]);
                 let full = enc.score_bias(o + t, o + t, 0, dev).unwrap();
                 let rows = full.slice([0..1, 0..h, o..o + t]).into_data().try_to_vec::<f32>().unwrap();
-                assert_eq!(rows, bias.into_data().try_to_vec::<f32>().unwrap(), "{what}: bias rows");
+                for (a, b) in rows.iter().zip(bias.into_data().try_to_vec::<f32>().unwrap()) {
+                    // equal, −∞ (ALiBi's masked keys) included
+                    assert!(*a == b || (a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{what}: bias rows {a} vs {b}");
+                }
             }
             assert_eq!(enc.max_len(), if config.scheme() == "learned" { Some(32) } else { None });
         }

@@ -139,7 +139,7 @@ fn ablation_outputs_resume_shards_and_na_cells() {
     assert_ne!(yarn, rope, "eval-only variant evaluates with scaling on");
     write_outputs(&a, &rows).unwrap();
     let csv = std::fs::read_to_string(a.config.out_dir.join("results.csv")).unwrap();
-    assert!(csv.starts_with("variant,seed,eval_len,mode,loss,perplexity,accuracy,tokens,train_time_s,reason\n") && csv.lines().count() == 17);
+    assert!(csv.starts_with("variant,seed,eval_len,mode,loss,perplexity,accuracy,greedy,greedy_prefix,tokens,train_time_s,reason\n") && csv.lines().count() == 17);
     let json: Vec<Row> = serde_json::from_str(&std::fs::read_to_string(a.config.out_dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(json, rows);
     let md = to_markdown(&a, &rows);
@@ -279,7 +279,7 @@ fn task_ablation_scores_exact_match_and_marks_learned_na() {
         n_heads = 2
         [data]
         task = { kind = "reverse", min_len = 1, max_len = 4, alphabet = 4, examples = 200, seed = 1 }
-        context = 12
+        context = 10
         [train]
         batch_size = 4
         steps = 3
@@ -295,7 +295,7 @@ fn task_ablation_scores_exact_match_and_marks_learned_na() {
     let text = format!(
         "base = \"b.toml\"\nout_dir = \"{}\"\neval_lengths = [1, 2]\n[eval]\ntask_examples = 5\n\
          [[variant]]\nlabel = \"rope\"\nposition = {{ scheme = \"rope\" }}\n\
-         [[variant]]\nlabel = \"learned\"\nposition = {{ scheme = \"learned\", max_len = 12 }}\n",
+         [[variant]]\nlabel = \"learned\"\nposition = {{ scheme = \"learned\", max_len = 10 }}\n",
         dir.join("out").display()
     );
     let a = Ablation::new(toml::from_str::<AblationConfig>(&text).unwrap(), base).unwrap();
@@ -305,9 +305,20 @@ fn task_ablation_scores_exact_match_and_marks_learned_na() {
     assert_eq!(rows.len(), 2 * 2);
     for r in &rows {
         assert_eq!(r.mode, "exact_match");
-        // reverse at n = 8 takes 1 + 9 + 8 = 18 positions, past the 12-token training window
+        // reverse at n = 8 takes 1 + 9 + 8 = 18 positions, past the 10-token training window
+        // (n = 4 fills it exactly: the table must not be asked for an 11th position)
         let na = r.variant == "learned" && r.eval_len == 8;
         assert_eq!(r.accuracy.is_none(), na, "{r:?}");
+        // attention diagnostics: one layer of two heads wherever the cell was evaluated
+        match &r.attention {
+            None => assert!(na, "{r:?}"),
+            Some(layers) => {
+                assert!(!na && layers.len() == 1 && layers[0].len() == 2, "{r:?}");
+                // inputs are n + n + 1 tokens long (start, prompt, `=`, answer without its end)
+                let t = 2 * r.eval_len + 1;
+                assert!(layers[0].iter().all(|h| (0.0..=(t - 1) as f64).contains(&h.distance) && (0.0..=(t as f64).ln() + 1e-9).contains(&h.entropy)), "{r:?}");
+            }
+        }
         if !na {
             let acc = r.accuracy.unwrap();
             let greedy = r.greedy.expect("greedy exact match beside the teacher-forced one");
@@ -316,7 +327,8 @@ fn task_ablation_scores_exact_match_and_marks_learned_na() {
         }
     }
     let md = to_markdown(&a, &rows);
-    assert!(md.contains("exact-match accuracy") && md.contains("n/a"), "{md}");
+    assert!(md.contains("exact-match accuracy (teacher-forced)") && md.contains("exact-match accuracy (greedy decoding)") && md.contains("n/a"), "{md}");
+    assert!(md.contains("mean attention distance"), "{md}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

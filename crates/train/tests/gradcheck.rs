@@ -8,19 +8,39 @@ use ember_embed::loss::cross_entropy;
 use ember_train::gradcheck::{default_problem, run};
 use ember_train::model::{EmbedScale, TinyLm};
 
-/// Every check `run` makes, in order: the tied model (analytic + finite differences), the
-/// other head (analytic), and the model with a padding row (analytic, finite differences,
-/// fused head vs plain; `B·T = 16`, so chunks of 6).
-fn expected_names(other: &str) -> Vec<String> {
+/// Every check `run` makes, in order: the tied model (analytic + finite differences on every
+/// parameter tensor), the other head (analytic), and the model with a padding row (analytic,
+/// finite differences, fused head vs plain; `B·T = 16`, so chunks of 6).
+fn expected_names(other: &str, params: &[String]) -> Vec<String> {
     let analytic = ["head weights: autodiff vs (P − Y)ᵀH/n", "hidden states: autodiff vs (P − Y)W/n", "table: autodiff total vs head part + lookup part"];
-    let fd = ["finite differences: token table", "finite differences: layer 0 qkv weight"];
-    let mut names: Vec<String> = analytic.iter().chain(&fd).map(|n| n.to_string()).collect();
+    let fd: Vec<String> = params.iter().map(|p| format!("finite differences: {p}")).collect();
+    let mut names: Vec<String> = analytic.iter().map(|n| n.to_string()).chain(fd.iter().cloned()).collect();
     names.extend(analytic.iter().map(|n| format!("{other}: {n}")));
     names.extend(analytic.iter().map(|n| format!("padding: {n}")));
     names.push("padding: pad row gradient is exactly 0".into());
     names.extend(fd.iter().map(|n| format!("padding: {n}")));
     names.push("padding: fused head (chunk 6): loss and every gradient vs plain autodiff".into());
     names
+}
+
+/// The dotted paths of every float parameter of the model `config` builds.
+fn parameter_paths(config: &ember_train::Config, vocab: usize) -> Vec<String> {
+    struct Paths(Vec<String>, Vec<String>);
+    impl burn::module::ModuleVisitor for Paths {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.1.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.1.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, _: &burn::module::Param<Tensor<D>>) {
+            self.0.push(self.1.join("."));
+        }
+    }
+    let model = config.tiny_lm(vocab).init(&Device::flex()).unwrap();
+    let mut p = Paths(Vec::new(), Vec::new());
+    model.visit(&mut p);
+    p.0
 }
 
 #[test]
@@ -32,6 +52,10 @@ fn gradcheck_passes_on_every_backend_for_every_scheme() {
         "scheme = \"alibi\"",
         "scheme = \"sinusoidal\"",
         "scheme = \"none\"",
+        "scheme = \"t5\"\nnum_buckets = 6\nmax_distance = 6",
+        "scheme = \"kerple\"",
+        "scheme = \"fire\"\nhidden = 4\nthreshold = 2",
+        "scheme = \"xpos\"\nscale_base = 4.0",
     ];
     for td in flex_and_wgpu() {
         for scheme in schemes {
@@ -45,7 +69,7 @@ fn gradcheck_passes_on_every_backend_for_every_scheme() {
                 assert!(c.pass, "{} {scheme}: {} max_rel {:.3e} > {:.1e}", td.name, c.name, c.max_rel_err, c.tolerance);
             }
             let names: Vec<String> = report.checks.iter().map(|c| c.name.clone()).collect();
-            assert_eq!(names, expected_names("untied"), "{} {scheme}: every check ran", td.name);
+            assert_eq!(names, expected_names("untied", &parameter_paths(&config, vocab)), "{} {scheme}: every check ran", td.name);
         }
     }
 }
@@ -62,7 +86,7 @@ fn gradcheck_passes_with_a_non_unit_embedding_scale_tied_and_untied() {
             assert!(c.pass, "tie {tie}, {scale:?}: {} max_rel {:.3e} > {:.1e}", c.name, c.max_rel_err, c.tolerance);
         }
         let names: Vec<String> = report.checks.iter().map(|c| c.name.clone()).collect();
-        assert_eq!(names, expected_names(if tie { "untied" } else { "tied" }));
+        assert_eq!(names, expected_names(if tie { "untied" } else { "tied" }, &parameter_paths(&config, vocab)));
     }
 }
 
@@ -103,4 +127,35 @@ fn one_training_step_agrees_across_backends() {
             assert!(err <= 1e-4 * scale, "{}: gradient {k}: max diff {err:.3e}, scale {scale:.3e}", td.name);
         }
     }
+}
+
+/// `ember gradcheck CONFIG` on a corpus whose training split holds one window (`T + 1`
+/// tokens, all the dataset promises) but not the `B·T + 1` its batch needs: an error that
+/// says how many tokens are needed and present, not a panic. With a long enough corpus the
+/// same config gives the `[B, T]` batch.
+#[test]
+fn gradcheck_on_a_corpus_too_small_for_its_batch_is_an_error() {
+    use ember_train::gradcheck::problem_from_config;
+    use ember_train::{Config, TrainError};
+    let dir = ember_testing::temp_dir("gradcheck-small-corpus");
+    let config_for = |chars: usize| {
+        // 40 characters, half of them validation: 20 training tokens ≥ T + 1 = 17 but < B·T + 1 = 33.
+        let corpus = dir.join(format!("corpus-{chars}.txt"));
+        std::fs::write(&corpus, "abcdefghij".repeat(chars / 10)).unwrap();
+        let toml = format!(
+            "[model]\nd_model = 16\nn_layers = 1\nn_heads = 2\n[data]\ncorpus = \"{}\"\ncontext = 16\nval_fraction = 0.5\n[train]\nbatch_size = 2\nsteps = 1\nlr = 1e-3\n",
+            corpus.display()
+        );
+        Config::from_toml(&toml).unwrap()
+    };
+    let err = problem_from_config(config_for(40)).expect_err("20 training tokens cannot fill a [2, 16] batch");
+    let message = err.to_string();
+    assert!(matches!(err, TrainError::Corpus { .. }), "{err:?}");
+    for part in ["needs 33 training tokens", "has 20", "train.batch_size", "data.context", "corpus-40.txt"] {
+        assert!(message.contains(part), "`{part}` missing from: {message}");
+    }
+    let (_, vocab, batch) = problem_from_config(config_for(80)).expect("40 training tokens fill a [2, 16] batch");
+    assert_eq!((vocab, batch.batch, batch.seq, batch.ids.len(), batch.targets.len()), (10, 2, 16, 32, 32));
+    assert_eq!(batch.ids[1..], batch.targets[..31], "targets are the ids shifted by one");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,12 +1,62 @@
 //! Gradient checks in f64 (own test binary: switching flex to f64 is process-wide).
 
+use std::sync::OnceLock;
+
 use burn::tensor::{DType, Device};
 use ember_train::gradcheck::{default_problem, run, try_f64};
 
+/// The flex device switched to f64 once for the whole binary (the switch is process-wide and
+/// can be made only before the first tensor).
+fn f64_device() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            let mut device = Device::flex();
+            assert!(try_f64(&mut device), "flex supports f64");
+            device
+        })
+        .clone()
+}
+
+/// Every scheme (and its trainable parameters) in f64: analytic checks to 1e-9, finite
+/// differences on every parameter tensor to 1e-5 — the fused attention's score-bias gradient
+/// (T5, KERPLE, FIRE), xPos's rotation and every other fused op against the loss itself.
+#[test]
+fn gradcheck_in_f64_passes_for_every_scheme_with_finite_differences_on_every_parameter() {
+    let device = f64_device();
+    let (base, vocab, batch) = default_problem();
+    for scheme in [
+        "scheme = \"none\"",
+        "scheme = \"sinusoidal\"",
+        "scheme = \"learned\"\nmax_len = 8",
+        "scheme = \"rope\"",
+        "scheme = \"alibi\"",
+        "scheme = \"t5\"\nnum_buckets = 6\nmax_distance = 6",
+        "scheme = \"kerple\"",
+        "scheme = \"fire\"\nhidden = 4\nthreshold = 2",
+        "scheme = \"xpos\"\nscale_base = 4.0",
+    ] {
+        let mut config = base.clone();
+        config.position = toml::from_str(scheme).unwrap();
+        let report = run(&config, vocab, &batch, &device, None).unwrap();
+        assert_eq!(report.dtype, DType::F64);
+        let fd: Vec<_> = report.checks.iter().filter(|c| c.name.starts_with("finite differences")).collect();
+        // every parameter tensor: table, final norm, and per block 2 norms + 4 projections at least
+        assert!(fd.len() >= 8, "{scheme}: {:?}", fd.iter().map(|c| &c.name).collect::<Vec<_>>());
+        let own = fd.iter().filter(|c| c.name.contains("pos")).count();
+        let trainable = ["learned", "t5", "kerple", "fire"].iter().any(|s| scheme.contains(&format!("\"{s}\"")));
+        assert_eq!(own > 0, trainable, "{scheme}: the scheme's own parameters are checked iff it has some: {:?}", fd.iter().map(|c| &c.name).collect::<Vec<_>>());
+        for c in &report.checks {
+            assert!(c.pass, "{scheme}: {}: max_rel {:.3e} > {:.1e}", c.name, c.max_rel_err, c.tolerance);
+            let tight = if c.name.contains("finite differences") { 1e-5 } else { 1e-9 };
+            assert!(c.tolerance <= tight, "{}: f64 tolerances are tight", c.name);
+        }
+    }
+}
+
 #[test]
 fn gradcheck_in_f64_agrees_to_1e_9() {
-    let mut device = Device::flex();
-    assert!(try_f64(&mut device), "flex supports f64");
+    let device = f64_device();
     let (config, vocab, batch) = default_problem();
     let dump = std::env::temp_dir().join(format!("ember-gradcheck-{}.safetensors", std::process::id()));
     let report = run(&config, vocab, &batch, &device, Some(&dump)).unwrap();

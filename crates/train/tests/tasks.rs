@@ -64,21 +64,22 @@ fn scoring_reads_exactly_the_answer_span() {
     assert!(examples.iter().all(|e| e.len() == len && tok.decode(&e[at - 1..at]).unwrap() == "="));
     let k = (len - at) as f64;
     let (right, wrong) = (((C).exp() + v as f64 - 1.0).ln() - C, (C.exp() + v as f64 - 1.0).ln());
-    // (positions answered wrong, teacher-forced and greedy exact match, wrong targets per example)
-    let cases: [(&[usize], f64, usize); 7] = [
-        (&[], 1.0, 0),
-        (&[0], 1.0, 0),           // predicting the first letter of the prompt: not scored
-        (&[at - 2], 1.0, 0),      // predicting `=`: not scored
-        (&[at - 1], 0.0, 1),      // the first answer token
-        (&[at, at + 1], 0.0, 2),  // inside the answer
-        (&[len - 2], 0.0, 1),     // the end `\n` after the answer: scored
-        (&[len - 1], 1.0, 0),     // one past the end: never asked for
+    // (positions answered wrong, teacher-forced and greedy exact match, targets right before
+    // the first mistake, wrong targets per example)
+    let cases: [(&[usize], f64, usize, usize); 7] = [
+        (&[], 1.0, 4, 0),
+        (&[0], 1.0, 4, 0),          // predicting the first letter of the prompt: not scored
+        (&[at - 2], 1.0, 4, 0),     // predicting `=`: not scored
+        (&[at - 1], 0.0, 0, 1),     // the first answer token
+        (&[at, at + 1], 0.0, 1, 2), // inside the answer
+        (&[len - 2], 0.0, 3, 1),    // the end `\n` after the answer: scored
+        (&[len - 1], 1.0, 4, 0),    // one past the end: never asked for
     ];
     let device = Device::flex();
-    for (wrong_at, exact, w) in cases {
+    for (wrong_at, exact, prefix, w) in cases {
         let stub = Oracle { examples: examples.clone(), prompt: at, vocab: v, wrong: wrong_at.to_vec(), only_full: false };
         let r = evaluate(&stub, &tok, &task, n, count, &device).unwrap();
-        assert_eq!((r.accuracy, r.greedy), (exact, exact), "wrong at {wrong_at:?}: {r:?}");
+        assert_eq!((r.accuracy, r.greedy, r.greedy_prefix), (exact, exact, prefix as f64 / k), "wrong at {wrong_at:?}: {r:?}");
         let want = ((k - w as f64) * right + w as f64 * wrong) / k;
         assert!((r.loss - want).abs() < 1e-5, "wrong at {wrong_at:?}: loss {} vs {want}", r.loss);
         assert_eq!((r.len, r.tokens, r.examples, r.scored), (n, len - 1, count, count * (len - at)));
@@ -87,7 +88,7 @@ fn scoring_reads_exactly_the_answer_span() {
     // example (as a decoder with a position bug would be): greedy decoding exposes it.
     let stub = Oracle { examples, prompt: at, vocab: v, wrong: vec![], only_full: true };
     let r = evaluate(&stub, &tok, &task, n, count, &device).unwrap();
-    assert_eq!((r.accuracy, r.greedy), (1.0, 0.0), "{r:?}");
+    assert_eq!((r.accuracy, r.greedy, r.greedy_prefix), (1.0, 0.0, 0.0), "{r:?}");
 }
 
 /// [`TinyLm`] decoding without its KV cache (the trait's default `greedy`).

@@ -21,6 +21,9 @@ use crate::TrainError;
 /// `non_overlapping` (stride = length) or `sliding` (stride = `eval.sliding_stride` × length).
 pub const MODES: [&str; 2] = ["non_overlapping", "sliding"];
 
+/// Sequences the attention diagnostics of a cell are measured on, per length.
+pub const ATTENTION_ROWS: usize = 8;
+
 /// The mode of a task ablation: answer tokens of generated examples (see [`crate::tasks`]).
 pub const TASK_MODE: &str = "exact_match";
 
@@ -51,10 +54,18 @@ pub struct Row {
     /// [`crate::tasks::score`]; `accuracy` is the teacher-forced one).
     #[serde(default)]
     pub greedy: Option<f64>,
+    /// Task ablations: mean fraction of the answer decoded greedily right before the first mistake.
+    #[serde(default)]
+    pub greedy_prefix: Option<f64>,
     /// Targets scored.
     pub tokens: Option<usize>,
     /// Training time of the run the cell evaluates (seconds, from its checkpoint).
     pub train_time_s: f64,
+    /// Attention diagnostics at this length, `[layer][head]`: mean attention distance and
+    /// entropy ([`crate::diagnostics`]) on [`ATTENTION_ROWS`] evaluation sequences; on the
+    /// first mode's row of each evaluated length only (`results.json`; not in the CSV).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<Vec<Vec<crate::diagnostics::HeadStats>>>,
     /// Why the cell is `n/a`.
     pub reason: Option<String>,
 }
@@ -125,16 +136,17 @@ pub fn write_outputs(a: &Ablation, rows: &[Row]) -> Result<(), TrainError> {
     write_atomic(&out.join("results.md"), to_markdown(a, rows).as_bytes())
 }
 
-/// The rows as CSV (header `variant,seed,eval_len,mode,loss,perplexity,accuracy,tokens,train_time_s,reason`;
+/// The rows as CSV (header `variant,seed,eval_len,mode,loss,perplexity,accuracy,greedy,greedy_prefix,tokens,train_time_s,reason`;
 /// empty fields for `n/a`; text fields quoted when they hold `,`, `"` or a newline).
 pub fn to_csv(rows: &[Row]) -> String {
     let quote = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
-    let mut s = String::from("variant,seed,eval_len,mode,loss,perplexity,accuracy,tokens,train_time_s,reason\n");
+    let mut s = String::from("variant,seed,eval_len,mode,loss,perplexity,accuracy,greedy,greedy_prefix,tokens,train_time_s,reason\n");
     for r in rows {
         let tokens = r.tokens.map_or(String::new(), |t| t.to_string());
         let reason = r.reason.as_deref().map_or(String::new(), quote);
-        let _ = writeln!(s, "{},{},{},{},{},{},{},{},{:.3},{}", quote(&r.variant), r.seed, r.eval_len, r.mode, opt(r.loss), opt(r.perplexity), opt(r.accuracy), tokens, r.train_time_s, reason);
+        let (accuracy, greedy, prefix) = (opt(r.accuracy), opt(r.greedy), opt(r.greedy_prefix));
+        let _ = writeln!(s, "{},{},{},{},{},{},{accuracy},{greedy},{prefix},{},{:.3},{}", quote(&r.variant), r.seed, r.eval_len, r.mode, opt(r.loss), opt(r.perplexity), tokens, r.train_time_s, reason);
     }
     s
 }
@@ -148,16 +160,28 @@ pub type Curve = (String, Vec<(f64, f64)>);
 /// The `(seed, value)` pairs of `variant` at `len` in `mode`: the loss, or the accuracy when
 /// `accuracy`; `None` when any seed's value is missing (`n/a`) or there are no rows.
 pub fn seed_values(rows: &[Row], variant: &str, mode: &str, len: usize, accuracy: bool) -> Option<Vec<(u64, f64)>> {
+    let pick: fn(&Row) -> Option<f64> = if accuracy { |r| r.accuracy } else { |r| r.loss };
+    seed_values_by(rows, variant, mode, len, pick)
+}
+
+/// [`seed_values`] of any column, `pick` reading it from a row.
+pub fn seed_values_by(rows: &[Row], variant: &str, mode: &str, len: usize, pick: impl Fn(&Row) -> Option<f64>) -> Option<Vec<(u64, f64)>> {
     let sel: Vec<&Row> = rows.iter().filter(|r| r.variant == variant && r.mode == mode && r.eval_len == len).collect();
-    let values: Option<Vec<(u64, f64)>> = sel.iter().map(|r| if accuracy { r.accuracy } else { r.loss }.map(|v| (r.seed, v))).collect();
+    let values: Option<Vec<(u64, f64)>> = sel.iter().map(|r| pick(r).map(|v| (r.seed, v))).collect();
     values.filter(|v| !v.is_empty())
 }
 
 /// Per variant of `a` and length: the loss (or accuracy, `accuracy = true`) in `mode`, its
 /// mean and [`LEVEL`] t interval over seeds (a length is `n/a` when any seed is).
 pub fn summary(a: &Ablation, rows: &[Row], mode: &str, accuracy: bool) -> Vec<(String, Vec<LengthStat>)> {
+    let pick: fn(&Row) -> Option<f64> = if accuracy { |r| r.accuracy } else { |r| r.loss };
+    summary_by(a, rows, mode, pick)
+}
+
+/// [`summary`] of any per-row value, `pick` reading it from a row.
+pub fn summary_by(a: &Ablation, rows: &[Row], mode: &str, pick: impl Fn(&Row) -> Option<f64> + Copy) -> Vec<(String, Vec<LengthStat>)> {
     let lengths = a.eval_tokens();
-    let stat = |label: &str, len: usize| seed_values(rows, label, mode, len, accuracy).and_then(|v| estimate(&v.iter().map(|x| x.1).collect::<Vec<_>>(), LEVEL));
+    let stat = |label: &str, len: usize| seed_values_by(rows, label, mode, len, pick).and_then(|v| estimate(&v.iter().map(|x| x.1).collect::<Vec<_>>(), LEVEL));
     a.config.variants.iter().map(|v| (v.label.clone(), lengths.iter().map(|&len| (len, stat(&v.label, len))).collect())).collect()
 }
 
@@ -174,7 +198,11 @@ fn tables(a: &Ablation) -> Vec<(&'static str, bool)> {
 }
 
 fn title(mode: &str, accuracy: bool) -> String {
-    if accuracy { "exact-match accuracy".to_string() } else { format!("{} loss", mode.replace('_', "-")) }
+    match (accuracy, mode) {
+        (true, _) => "exact-match accuracy (teacher-forced)".to_string(),
+        (false, TASK_MODE) => "answer loss (teacher-forced)".to_string(),
+        (false, _) => format!("{} loss", mode.replace('_', "-")),
+    }
 }
 
 /// One Markdown table: a header of lengths, then `(row label, cells)`.
@@ -235,9 +263,12 @@ pub fn paired_markdown(a: &Ablation, rows: &[Row], x: &str, y: &str) -> String {
 /// the first one (see [`paired`]).
 pub fn to_markdown(a: &Ablation, rows: &[Row]) -> String {
     let lengths = a.eval_tokens();
-    let what = if a.base.data.task.is_some() { "operand length" } else { "context" };
+    let (what, measured) = match a.base.data.task {
+        Some(_) => ("operand length", "Answer loss (nats/token) and exact match on fresh examples"),
+        None => ("context", "Validation loss (nats/token)"),
+    };
     let mut s = format!(
-        "# Ablation results\n\nValidation loss (nats/token): {}; seeds {:?}; trained at {what} {} for {} steps. \
+        "# Ablation results\n\n{measured}: {}; seeds {:?}; trained at {what} {} for {} steps. \
          `n/a` = cannot be evaluated there (reasons in results.csv).\n",
         interval_note(a.config.seeds.len()),
         a.config.seeds,
@@ -246,7 +277,7 @@ pub fn to_markdown(a: &Ablation, rows: &[Row]) -> String {
     );
     let baseline = &a.config.variants[0].label;
     for (mode, accuracy) in tables(a) {
-        md_table(&mut s, &title(mode, accuracy), &lengths, summary(a, rows, mode, accuracy).into_iter().map(|(label, cols)| (label, cols.iter().map(|c| cell(&c.1, false)).collect())));
+        summary_table(&mut s, a, &title(mode, accuracy), summary(a, rows, mode, accuracy));
         let others = a.config.variants.iter().skip(1).map(|v| {
             (format!("{} − {baseline}", v.label), paired(a, rows, mode, accuracy, &v.label, baseline).iter().map(|c| cell(&c.1, true)).collect())
         });
@@ -254,7 +285,41 @@ pub fn to_markdown(a: &Ablation, rows: &[Row]) -> String {
             md_table(&mut s, &format!("{}: paired difference from {baseline} (`*`: the interval leaves out 0)", title(mode, accuracy)), &lengths, others);
         }
     }
+    if a.base.data.task.is_some() {
+        greedy_tables(&mut s, a, rows);
+    }
+    if rows.iter().any(|r| r.attention.is_some()) {
+        let heading = "mean attention distance (tokens back, over layers and heads; per head and entropy in results.json)";
+        summary_table(&mut s, a, heading, attention_summary(a, rows));
+    }
     s
+}
+
+/// A row's mean attention distance (tokens back), averaged over its layers and heads.
+pub fn mean_attention_distance(r: &Row) -> Option<f64> {
+    let all: Vec<f64> = r.attention.as_ref()?.iter().flatten().map(|h| h.distance).collect();
+    (!all.is_empty()).then(|| all.iter().sum::<f64>() / all.len() as f64)
+}
+
+/// Per variant, the mean attention distance ([`mean_attention_distance`]) at each evaluation
+/// length, mean and interval over seeds, for `attention.png` and `results.md`.
+pub fn attention_summary(a: &Ablation, rows: &[Row]) -> Vec<(String, Vec<LengthStat>)> {
+    summary_by(a, rows, modes(a)[0], mean_attention_distance)
+}
+
+/// Task ablations: greedy decoding's exact match and correct-prefix fraction (see
+/// [`crate::tasks::score`]), mean and interval over seeds, a row per variant.
+fn greedy_tables(s: &mut String, a: &Ablation, rows: &[Row]) {
+    let columns: [(&str, fn(&Row) -> Option<f64>); 2] =
+        [("exact-match accuracy (greedy decoding)", |r| r.greedy), ("answer fraction decoded right before the first mistake (greedy)", |r| r.greedy_prefix)];
+    for (heading, pick) in columns {
+        summary_table(s, a, heading, summary_by(a, rows, TASK_MODE, pick));
+    }
+}
+
+/// A table of a [`summary`]: a row per variant, a column per length.
+fn summary_table(s: &mut String, a: &Ablation, heading: &str, summary: Vec<(String, Vec<LengthStat>)>) {
+    md_table(s, heading, &a.eval_tokens(), summary.into_iter().map(|(label, cols)| (label, cols.iter().map(|c| cell(&c.1, false)).collect())));
 }
 
 /// Validation loss over steps per trained variant (mean over seeds at each evaluation step),
@@ -280,6 +345,6 @@ pub fn loss_curves(a: &Ablation) -> Result<Vec<Curve>, TrainError> {
 }
 
 /// The ablation's output directory files (for messages).
-pub fn output_files(dir: &Path) -> [PathBuf; 5] {
-    ["results.csv", "results.json", "results.md", "loss_curves.png", "extrapolation.png"].map(|f| dir.join(f))
+pub fn output_files(dir: &Path) -> [PathBuf; 6] {
+    ["results.csv", "results.json", "results.md", "loss_curves.png", "extrapolation.png", "attention.png"].map(|f| dir.join(f))
 }

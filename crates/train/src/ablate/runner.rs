@@ -14,8 +14,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::config::Ablation;
 use super::grid::{shard_jobs, Cell, Job, Shard};
-use super::results::{check_settings, is_done, modes, save_cell, Row, TASK_MODE};
-use crate::dataset::Dataset;
+use super::results::{check_settings, is_done, modes, save_cell, Row, ATTENTION_ROWS, TASK_MODE};
+use crate::dataset::{Dataset, Split};
+use crate::diagnostics::{attention_stats_of, HeadStats};
+use crate::tasks::score::EVAL_STREAM;
 use crate::eval::{evaluate_split, untrained_length, with_rope_scaling};
 use crate::run::{Checkpoint, LoadedRun, RunDir};
 use crate::trainer::{train, TrainOptions};
@@ -123,6 +125,27 @@ fn train_job(a: &Ablation, job: &Job, device: &Device, options: &AblateOptions, 
     Ok(outcome.interrupted)
 }
 
+/// Attention diagnostics ([`crate::diagnostics`]) of a loaded run at evaluation length `len`
+/// on [`ATTENTION_ROWS`] sequences: for a task, the inputs of the first fresh evaluation
+/// examples of operand length `len` (the ones [`crate::tasks::evaluate`] scores, without their
+/// last token, which is only a target; as long as the scorer's inputs); for a corpus, the first windows
+/// of `len` tokens of the evaluation split (fewer when the split is short). `[layer][head]`.
+fn attention_probe(loaded: &LoadedRun, data: &Dataset, split: Split, len: usize) -> Result<Vec<Vec<HeadStats>>, TrainError> {
+    let (ids, rows): (Vec<usize>, usize) = match &loaded.config.data.task {
+        Some(task) => {
+            let examples = (0..ATTENTION_ROWS as u64).map(|i| task.encode(&loaded.tokenizer, EVAL_STREAM, i, len)).collect::<Result<Vec<_>, _>>()?;
+            // the model's inputs: every token but the last (the closing `\n` is only a target)
+            (examples.iter().flat_map(|e| e.ids[..e.ids.len() - 1].iter().map(|&t| t as usize)).collect(), ATTENTION_ROWS)
+        }
+        None => {
+            let split_ids = data.ids(split);
+            let rows = (split_ids.len() / len).clamp(1, ATTENTION_ROWS);
+            (split_ids.iter().take(rows * len).map(|&t| t as usize).collect(), rows)
+        }
+    };
+    Ok(attention_stats_of(&loaded.model, &ids, rows)?)
+}
+
 /// Every row of `cell` (each evaluation length × mode) from the trained run `run`.
 pub fn evaluate_cell(a: &Ablation, cell: &Cell, run: &RunDir, train_time_s: f64, device: &Device) -> Result<Vec<Row>, TrainError> {
     let variant = a.variant(&cell.variant).expect("cells come from the config");
@@ -145,9 +168,11 @@ pub fn evaluate_cell(a: &Ablation, cell: &Cell, run: &RunDir, train_time_s: f64,
                 perplexity: None,
                 accuracy: None,
                 greedy: None,
+                greedy_prefix: None,
                 tokens: None,
                 train_time_s,
                 reason: None,
+                attention: None,
             };
             let task = loaded.config.data.task.clone();
             let seq = task.as_ref().map_or(len, |t| t.positions(len));
@@ -156,13 +181,16 @@ pub fn evaluate_cell(a: &Ablation, cell: &Cell, run: &RunDir, train_time_s: f64,
                 None if mode == TASK_MODE => {
                     let task = task.expect("task mode only with a task");
                     let r = crate::tasks::evaluate(&loaded.model, &loaded.tokenizer, &task, len, e.task_examples, device)?;
-                    (row.loss, row.perplexity, row.accuracy, row.greedy) = (Some(r.loss), Some(r.loss.exp()), Some(r.accuracy), Some(r.greedy));
-                    row.tokens = Some(r.scored);
+                    (row.loss, row.perplexity, row.tokens) = (Some(r.loss), Some(r.loss.exp()), Some(r.scored));
+                    (row.accuracy, row.greedy, row.greedy_prefix) = (Some(r.accuracy), Some(r.greedy), Some(r.greedy_prefix));
                 }
                 None => {
                     let r = evaluate_split(&loaded.model, data.ids(e.split), e.split, len, stride, e.max_tokens, device)?;
                     (row.loss, row.perplexity, row.tokens) = (Some(r.loss), Some(r.perplexity), Some(r.tokens));
                 }
+            }
+            if row.reason.is_none() && mode == modes(a)[0] {
+                row.attention = Some(attention_probe(&loaded, &data, e.split, len)?);
             }
             rows.push(row);
         }

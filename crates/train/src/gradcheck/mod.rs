@@ -11,8 +11,10 @@
 //!    head reads the unscaled `E`, so the lookup part is `s ·` the scatter-add of autodiff's
 //!    gradient at `x` into the ids' rows; untied: the table gets the lookup part only;
 //! 4. `finite differences`: the five-point central difference
-//!    `(8(L(θ+ε) − L(θ−ε)) − (L(θ+2ε) − L(θ−2ε))) / 12ε` (truncation error O(ε⁴)) on sampled
-//!    entries of the table and of layer 0's `qkv` weight vs autodiff;
+//!    `(8(L(θ+ε) − L(θ−ε)) − (L(θ+2ε) − L(θ−2ε))) / 12ε` (truncation error O(ε⁴)) vs autodiff
+//!    on entries of **every** parameter tensor — table, norms, every fused projection, and the
+//!    position scheme's own parameters (T5, KERPLE, FIRE score biases; a learned table) — one
+//!    check per tensor ([`params`]);
 //! 5. the same on an untied model, and on a batch with pad tokens and pad targets (the pad
 //!    row's gradient must be exactly 0, ignored targets contribute nothing);
 //! 6. `fused head`: on that padded batch, the loss and every parameter's autodiff gradient
@@ -26,7 +28,6 @@
 
 use std::path::Path;
 
-use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use ember_embed::grads::{head_rows_grad, hidden_grad, logits_grad, lookup_grad};
@@ -35,6 +36,7 @@ use serde::Serialize;
 
 mod dump;
 mod fused;
+mod params;
 
 pub use dump::{write_safetensors, Dump};
 
@@ -179,64 +181,6 @@ fn loss_value(model: &TinyLm, batch: &Batch) -> Result<f64, TrainError> {
     Ok(cross_entropy(model.forward(ids, 0)?, targets, model.tok.padding_idx()).into_scalar::<f64>())
 }
 
-/// Replace entry `(i, j)` of a 2-D parameter.
-fn with_entry(param: &Param<Tensor<2>>, i: usize, j: usize, value: f64) -> Param<Tensor<2>> {
-    let w = param.val();
-    let one = Tensor::<2>::from_data(TensorData::new(vec![value], [1, 1]).convert_dtype(w.dtype()), &w.device());
-    Param::initialized(param.id, w.slice_assign([i..i + 1, j..j + 1], one))
-}
-
-/// Check 4: five-point central differences on `k` sampled entries of the table and of layer 0's qkv.
-fn finite_difference_checks(model: &TinyLm, batch: &Batch, eps: f64, tol: f64, label: &str) -> Result<Vec<Check>, TrainError> {
-    let (b, t) = (batch.batch, batch.seq);
-    let loss = cross_entropy(
-        model.forward(model.tok.ids_tensor(&batch.ids, b, t)?, 0)?,
-        model.tok.ids_tensor(&batch.targets, b, t)?,
-        model.tok.padding_idx(),
-    );
-    let base_loss = loss.clone().into_scalar::<f64>();
-    let g_dtype = loss.dtype();
-    let grads = GradientsParams::from_grads(loss.backward(), model);
-    let plain = model.valid();
-    let mut checks = Vec::new();
-    // Entries: rows that occur in the batch (non-zero gradient) and others.
-    let pick = |rows: usize, cols: usize, salt: usize| -> Vec<(usize, usize)> {
-        (0..8).map(|k| ((batch.ids[(k * 7 + salt) % batch.ids.len()] as usize + k * (salt + 1)) % rows, (k * 5 + salt) % cols)).collect()
-    };
-    type Getter = fn(&TinyLm) -> &Param<Tensor<2>>;
-    type Setter = fn(&mut TinyLm, Param<Tensor<2>>);
-    let targets: [(&str, Getter, Setter); 2] = [
-        ("token table", |m| &m.tok.weight, |m, p| m.tok.weight = p),
-        ("layer 0 qkv weight", |m| &m.blocks[0].attn.qkv.weight, |m, p| m.blocks[0].attn.qkv.weight = p),
-    ];
-    for (name, get, set) in targets {
-        let g = host(&grads.get::<2>(get(model).id).expect("parameter has a gradient"));
-        let [rows, cols] = get(&plain).val().dims();
-        let w = host(&get(&plain).val());
-        let (mut fd, mut ad) = (Vec::new(), Vec::new());
-        for (i, j) in pick(rows, cols, name.len()) {
-            if model.tok.padding_idx() == Some(i) && name == "token table" {
-                continue;
-            }
-            let w0 = w[i * cols + j];
-            let mut probe = plain.clone();
-            let mut loss_at = |h: f64| -> Result<f64, TrainError> {
-                set(&mut probe, with_entry(get(&plain), i, j, w0 + h));
-                loss_value(&probe, batch)
-            };
-            // Five-point central difference: truncation error O(ε⁴) instead of O(ε²).
-            let (d1, d2) = (loss_at(eps)? - loss_at(-eps)?, loss_at(2.0 * eps)? - loss_at(-2.0 * eps)?);
-            fd.push((8.0 * d1 - d2) / (12.0 * eps));
-            ad.push(g[i * cols + j]);
-        }
-        // A central difference carries rounding noise ~ ε_mach·|L|/ε: errors are measured
-        // relative to at least 100× that, so tiny gradients are not judged on noise alone.
-        let noise = 100.0 * machine_epsilon(g_dtype) * base_loss.abs() / eps;
-        checks.push(compare_with_floor(&format!("{label}finite differences: {name}"), &ad, &fd, tol, noise));
-    }
-    Ok(checks)
-}
-
 fn machine_epsilon(dtype: DType) -> f64 {
     match dtype {
         DType::F64 => f64::EPSILON,
@@ -273,7 +217,7 @@ pub fn run(config: &Config, vocab: usize, batch: &Batch, device: &Device, dump: 
 
     let tied = config.tiny_lm(vocab).init(&ad)?;
     checks.extend(analytic_checks(&tied, batch, "", tol, dump.is_some().then_some(&mut dumped))?);
-    checks.extend(finite_difference_checks(&tied, batch, eps, fd_tol, "")?);
+    checks.extend(params::every_parameter(&tied, batch, eps, fd_tol, "")?);
 
     let mut untied_cfg = config.clone();
     untied_cfg.model.tie_embeddings = !config.model.tie_embeddings;
@@ -290,7 +234,7 @@ pub fn run(config: &Config, vocab: usize, batch: &Batch, device: &Device, dump: 
     }
     let with_pad = config.tiny_lm(vocab).with_padding_idx(Some(0)).init(&ad)?;
     checks.extend(analytic_checks(&with_pad, &padded, "padding: ", tol, None)?);
-    checks.extend(finite_difference_checks(&with_pad, &padded, eps, fd_tol, "padding: ")?);
+    checks.extend(params::every_parameter(&with_pad, &padded, eps, fd_tol, "padding: ")?);
     let chunk = (n / 3).max(2) + 1; // several chunks, the last one short
     checks.push(fused::fused_head_check(&with_pad, &padded, chunk, tol, "padding: ")?);
 
@@ -322,14 +266,27 @@ pub fn try_f64(device: &mut Device) -> bool {
 }
 
 /// The problem `ember gradcheck CONFIG` checks: `config`'s model and position scheme on one
-/// small batch (`B ≤ 2`, `T ≤ 16`, keeping the finite differences quick) from the start of
+/// small batch (`B ≤ 2`, `T ≤ 16` for a corpus, a task's own context, keeping the finite differences quick) from the start of
 /// its training split. Returns the adjusted config, the vocabulary size and the batch.
+///
+/// # Errors
+/// As [`crate::dataset::Dataset::load`], and [`TrainError::Corpus`] when the training split
+/// holds fewer than `B·T + 1` tokens.
 pub fn problem_from_config(mut config: Config) -> Result<(Config, usize, Batch), TrainError> {
     config.train.batch_size = config.train.batch_size.min(2);
-    config.data.context = config.data.context.min(16);
+    if config.data.task.is_none() {
+        // (a task's context must hold its longest example, so it is kept: 16–20 positions)
+        config.data.context = config.data.context.min(16);
+    }
     let data = crate::dataset::Dataset::load(&config.data, None)?;
     let (b, t) = (config.train.batch_size, config.data.context);
-    let ids = &data.ids(crate::dataset::Split::Train)[..b * t + 1];
+    // The dataset guarantees one window (`t + 1` tokens) per split; the batch needs `b·t + 1`.
+    let (ids, need) = (data.ids(crate::dataset::Split::Train), b * t + 1);
+    if ids.len() < need {
+        let reason = format!("the gradient check's batch needs {need} training tokens (train.batch_size {b} × data.context {t} + 1), the training split has {}; use a longer corpus, or a smaller train.batch_size or data.context", ids.len());
+        return Err(TrainError::Corpus { path: config.data.corpus.clone(), reason });
+    }
+    let ids = &ids[..need];
     let batch = Batch { ids: ids[..b * t].to_vec(), targets: ids[1..].to_vec(), batch: b, seq: t };
     Ok((config, data.tokenizer.vocab_size(), batch))
 }

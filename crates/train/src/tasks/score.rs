@@ -11,15 +11,17 @@
 //! - **greedy decoding**: from the prompt alone (`ids[.., ..P]`), `k` tokens generated one at
 //!   a time, each the argmax fed back in ([`TaskModel::greedy`]; a KV cache for [`TinyLm`]);
 //!   `greedy` is the fraction of examples whose `k` tokens equal the targets — the answer
-//!   followed by the end `\n`, so a right answer that does not stop there is wrong.
+//!   followed by the end `\n`, so a right answer that does not stop there is wrong — and
+//!   `greedy_prefix` the mean fraction of the `k` targets decoded right before the first
+//!   mistake (a graded measure where exact match is 0 everywhere).
 //!
 //! Both exact matches are the same quantity when every step is computed exactly (each greedy
 //! step sees the right prefix as long as it has been right), so they differ only by float
 //! rounding between the cached and the full forward pass at near-ties; a larger gap means a
 //! decoding bug (positions, cache), which is why both are reported.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use ember_embed::loss::target_log_probs;
 use serde::{Deserialize, Serialize};
 
 use super::{Example, TaskConfig};
@@ -94,6 +96,8 @@ pub struct TaskReport {
     pub accuracy: f64,
     /// Greedy exact match: fraction of examples whose decoded answer (and end) is right.
     pub greedy: f64,
+    /// Mean over examples of the fraction of targets decoded right before the first mistake.
+    pub greedy_prefix: f64,
     /// Mean teacher-forced cross-entropy over the targets (nats/token).
     pub loss: f64,
 }
@@ -113,18 +117,25 @@ pub fn evaluate(model: &impl TaskModel, tokenizer: &Tokenizer, task: &TaskConfig
 
     let logits = model.logits(all.clone().slice([0..count, 0..len - 1]))?; // [count, len − 1, V]
     let v = logits.dims()[2];
-    let logp = log_softmax(logits.slice([0..count, at - 1..len - 1, 0..v]), 2); // rows predicting the targets
-    let picked = logp.clone().gather(2, targets.clone().reshape([count, k, 1])).reshape([count, k]);
+    let rows = logits.slice([0..count, at - 1..len - 1, 0..v]); // [count, k, V]: the rows predicting the targets
+    let picked = target_log_probs(rows.clone(), targets); // [count, k]: log p(target)
     let loss = -picked.mean().into_scalar::<f64>();
-    let forced = exact_matches(logp.argmax(2).reshape([count, k]), targets.clone());
-    let decoded = model.greedy(all.slice([0..count, 0..at]), k)?;
-    let greedy = exact_matches(decoded, targets);
-    let frac = |m: usize| m as f64 / count as f64;
-    Ok(TaskReport { len: n, tokens: len - 1, examples: count, scored: count * k, accuracy: frac(forced), greedy: frac(greedy), loss })
+    let answers: Vec<&[u32]> = examples.iter().map(Example::answer).collect();
+    let (forced, _) = agreement(rows.argmax(2).reshape([count, k]), &answers); // argmax of logits = of log-probs
+    let (greedy, greedy_prefix) = agreement(model.greedy(all.slice([0..count, 0..at]), k)?, &answers);
+    Ok(TaskReport { len: n, tokens: len - 1, examples: count, scored: count * k, accuracy: forced, greedy, greedy_prefix, loss })
 }
 
-/// Rows of `predicted` `[B, k]` equal to `targets` `[B, k]` at every column.
-fn exact_matches(predicted: Tensor<2, Int>, targets: Tensor<2, Int>) -> usize {
-    let k = targets.dims()[1] as i64;
-    predicted.equal(targets).int().sum_dim(1).equal_elem(k).int().sum().into_scalar::<i64>() as usize
+/// How `predicted` `[B, k]` agrees with the `B` answers of `k` tokens each: the fraction of
+/// rows equal at every column, and the mean fraction of leading columns equal.
+fn agreement(predicted: Tensor<2, Int>, answers: &[&[u32]]) -> (f64, f64) {
+    let k = predicted.dims()[1];
+    let predicted: Vec<i64> = predicted.into_data().try_into_vec_as().expect("ids read back as integers");
+    let (mut exact, mut prefix) = (0usize, 0.0);
+    for (row, answer) in predicted.chunks(k).zip(answers) {
+        let right = row.iter().zip(answer.iter()).take_while(|(p, a)| **p == **a as i64).count();
+        exact += usize::from(right == k);
+        prefix += right as f64 / k as f64;
+    }
+    (exact as f64 / answers.len() as f64, prefix / answers.len() as f64)
 }

@@ -14,13 +14,17 @@ pub fn rng_lock() -> MutexGuard<'static, ()> {
 use ember_train::Config;
 
 /// Every position scheme, as `[position]` TOML (learned with a 16-position table).
-pub const SCHEMES: [&str; 6] = [
+pub const SCHEMES: [&str; 10] = [
     "scheme = \"none\"",
     "scheme = \"sinusoidal\"",
     "scheme = \"learned\"\nmax_len = 16",
     "scheme = \"rope\"",
     "scheme = \"rope\"\nlayout = \"interleaved\"",
     "scheme = \"alibi\"",
+    "scheme = \"t5\"\nnum_buckets = 8\nmax_distance = 12",
+    "scheme = \"kerple\"",
+    "scheme = \"fire\"\nhidden = 8\nthreshold = 4",
+    "scheme = \"xpos\"\nscale_base = 16.0",
 ];
 
 #[allow(unused_imports)]
