@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::alibi::{alibi_bias_host, slopes};
 use crate::fire::FIRE_INIT_C;
-use crate::kerple::KERPLE_MIN;
+use crate::kerple::{initial_parameters, KERPLE_MIN};
 use crate::rope::rotate_vector;
 use crate::rope_scaling::scaled_inv_freq;
 use crate::sinusoidal::sinusoidal_table;
@@ -138,9 +138,8 @@ pub fn inspect(config: &PositionConfig, probe: &Probe) -> Result<Inspection, Pos
         PositionConfig::Alibi {} => Inspection::Alibi { slopes: slopes(heads), bias: alibi_bias_host(heads, t, t, 0) },
         &PositionConfig::T5 { num_buckets, max_distance } => Inspection::T5 { buckets: lower(t, |i, j| crate::t5::bucket((i - j) as i64, num_buckets, max_distance)) },
         PositionConfig::Kerple {} => {
-            let r2 = slopes(heads);
-            let r1 = vec![1.0; heads];
-            let bias = r2.iter().map(|&b| lower(t, |i, j| 0.0 - (1.0 + b.max(KERPLE_MIN) * (i - j) as f64).ln())).collect();
+            let (r1, r2) = initial_parameters(heads);
+            let bias = r1.iter().zip(&r2).map(|(&a, &b)| lower(t, |i, j| 0.0 - a.max(KERPLE_MIN) * (1.0 + b.max(KERPLE_MIN) * (i - j) as f64).ln())).collect();
             Inspection::Kerple { r1, r2, bias }
         }
         &PositionConfig::Fire { hidden, threshold } => {

@@ -32,14 +32,17 @@ pub struct Kerple {
     pub r2: Param<Tensor<1>>,
 }
 
+/// The initial `(r1, r2)` per head: `r1 = 1`, `r2` = ALiBi's slopes (module docs).
+pub fn initial_parameters(n_heads: usize) -> (Vec<f64>, Vec<f64>) {
+    (vec![1.0; n_heads], slopes(n_heads))
+}
+
 impl Kerple {
-    /// `r1 = 1`, `r2` = ALiBi's slopes, for `n_heads` heads on `device`.
+    /// [`initial_parameters`] for `n_heads` heads on `device`.
     pub fn new(n_heads: usize, device: &Device) -> Self {
-        let r2: Vec<f32> = slopes(n_heads).iter().map(|&m| m as f32).collect();
-        Self {
-            r1: Param::from_tensor(Tensor::ones([n_heads], device)),
-            r2: Param::from_tensor(Tensor::from_data(TensorData::new(r2, [n_heads]), device)),
-        }
+        let (r1, r2) = initial_parameters(n_heads);
+        let param = |v: Vec<f64>| Param::from_tensor(Tensor::from_data(TensorData::new(v.into_iter().map(|x| x as f32).collect(), [n_heads]), device));
+        Self { r1: param(r1), r2: param(r2) }
     }
 
     /// The bias `[1, H, Tq, Tk]` for `Tq` queries that are the last of `Tk` keys:

@@ -86,11 +86,9 @@ impl XPos {
     /// If the last axis is not `head_dim` (a programming error in the caller).
     pub fn apply_qk(&self, q: Tensor<4>, k: Tensor<4>, offset: usize) -> (Tensor<4>, Tensor<4>) {
         let (tq, tk) = (q.dims()[2], k.dims()[2]);
-        let device = q.device();
+        let (sq, sk) = self.scales(offset, tq.max(tk), &q.device());
         let (q, k) = self.rope.apply_qk(q, k, offset);
-        let (sq, _) = self.scales(offset, tq, &device);
-        let (_, sk) = self.scales(offset, tk, &device);
-        (q * sq.unsqueeze::<4>(), k * sk.unsqueeze::<4>())
+        (q * sq.slice([0..tq]).unsqueeze::<4>(), k * sk.slice([0..tk]).unsqueeze::<4>())
     }
 }
 

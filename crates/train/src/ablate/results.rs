@@ -160,8 +160,12 @@ pub type Curve = (String, Vec<(f64, f64)>);
 /// The `(seed, value)` pairs of `variant` at `len` in `mode`: the loss, or the accuracy when
 /// `accuracy`; `None` when any seed's value is missing (`n/a`) or there are no rows.
 pub fn seed_values(rows: &[Row], variant: &str, mode: &str, len: usize, accuracy: bool) -> Option<Vec<(u64, f64)>> {
-    let pick: fn(&Row) -> Option<f64> = if accuracy { |r| r.accuracy } else { |r| r.loss };
-    seed_values_by(rows, variant, mode, len, pick)
+    seed_values_by(rows, variant, mode, len, loss_or_accuracy(accuracy))
+}
+
+/// The column a loss table (`accuracy = false`) or an accuracy table reads from a row.
+fn loss_or_accuracy(accuracy: bool) -> fn(&Row) -> Option<f64> {
+    if accuracy { |r| r.accuracy } else { |r| r.loss }
 }
 
 /// [`seed_values`] of any column, `pick` reading it from a row.
@@ -174,8 +178,7 @@ pub fn seed_values_by(rows: &[Row], variant: &str, mode: &str, len: usize, pick:
 /// Per variant of `a` and length: the loss (or accuracy, `accuracy = true`) in `mode`, its
 /// mean and [`LEVEL`] t interval over seeds (a length is `n/a` when any seed is).
 pub fn summary(a: &Ablation, rows: &[Row], mode: &str, accuracy: bool) -> Vec<(String, Vec<LengthStat>)> {
-    let pick: fn(&Row) -> Option<f64> = if accuracy { |r| r.accuracy } else { |r| r.loss };
-    summary_by(a, rows, mode, pick)
+    summary_by(a, rows, mode, loss_or_accuracy(accuracy))
 }
 
 /// [`summary`] of any per-row value, `pick` reading it from a row.

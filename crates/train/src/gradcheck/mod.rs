@@ -173,12 +173,18 @@ fn analytic_checks(model: &TinyLm, batch: &Batch, label: &str, tol: f64, dump: O
     Ok(checks)
 }
 
-/// Loss of `model` (plain device) on `batch`, as f64.
-fn loss_value(model: &TinyLm, batch: &Batch) -> Result<f64, TrainError> {
+/// Mean cross-entropy of `model` on `batch` (pad targets skipped), a scalar tensor `[1]` on
+/// the model's device (differentiable when the model tracks gradients).
+fn batch_loss(model: &TinyLm, batch: &Batch) -> Result<Tensor<1>, TrainError> {
     let (b, t) = (batch.batch, batch.seq);
     let ids = model.tok.ids_tensor(&batch.ids, b, t)?;
     let targets = model.tok.ids_tensor(&batch.targets, b, t)?;
-    Ok(cross_entropy(model.forward(ids, 0)?, targets, model.tok.padding_idx()).into_scalar::<f64>())
+    Ok(cross_entropy(model.forward(ids, 0)?, targets, model.tok.padding_idx()))
+}
+
+/// Loss of `model` (plain device) on `batch`, as f64.
+fn loss_value(model: &TinyLm, batch: &Batch) -> Result<f64, TrainError> {
+    Ok(batch_loss(model, batch)?.into_scalar::<f64>())
 }
 
 fn machine_epsilon(dtype: DType) -> f64 {

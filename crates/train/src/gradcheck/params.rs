@@ -19,9 +19,8 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
-use ember_embed::loss::cross_entropy;
 
-use super::{compare_with_floor, loss_value, machine_epsilon, Batch, Check};
+use super::{batch_loss, compare_with_floor, loss_value, machine_epsilon, Batch, Check};
 use crate::model::TinyLm;
 use crate::TrainError;
 
@@ -31,11 +30,24 @@ pub const ENTRIES: usize = 3;
 /// A failed check is repeated once at `ε · KINK_RETRY` (module docs).
 pub const KINK_RETRY: f64 = 1e-2;
 
-/// Every float parameter: its dotted path, id, and autodiff gradient (flattened, f64).
+/// One float parameter: its dotted path, id, values and autodiff gradient (both flattened, f64).
+struct Found {
+    path: String,
+    id: ParamId,
+    values: Vec<f64>,
+    grad: Vec<f64>,
+}
+
+/// Every float parameter of a module, as [`Found`].
 struct Collect<'a> {
     path: Vec<String>,
     grads: &'a GradientsParams,
-    found: Vec<(String, ParamId, Vec<f64>)>,
+    found: Vec<Found>,
+}
+
+/// A tensor's values, flattened, as f64.
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().try_to_vec::<f64>().expect("float data")
 }
 
 impl ModuleVisitor for Collect<'_> {
@@ -50,10 +62,10 @@ impl ModuleVisitor for Collect<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let n = param.shape().num_elements();
         let grad = match self.grads.get::<D>(param.id) {
-            Some(g) => g.into_data().convert::<f64>().try_to_vec::<f64>().expect("float data"),
+            Some(g) => host(g),
             None => vec![0.0; n], // not reached by the loss (e.g. a frozen or unused tensor)
         };
-        self.found.push((self.path.join("."), param.id, grad));
+        self.found.push(Found { path: self.path.join("."), id: param.id, values: host(param.val()), grad });
     }
 }
 
@@ -96,13 +108,10 @@ fn chosen(g: &[f64], skip: Option<std::ops::Range<usize>>) -> Vec<usize> {
 
 /// One check per parameter tensor of `model` (named `{label}finite differences: {path}`).
 pub(super) fn every_parameter(model: &TinyLm, batch: &Batch, eps: f64, tol: f64, label: &str) -> Result<Vec<Check>, TrainError> {
-    let (b, t) = (batch.batch, batch.seq);
-    let loss = cross_entropy(
-        model.forward(model.tok.ids_tensor(&batch.ids, b, t)?, 0)?,
-        model.tok.ids_tensor(&batch.targets, b, t)?,
-        model.tok.padding_idx(),
-    );
+    let loss = batch_loss(model, batch)?;
     let base_loss = loss.clone().into_scalar::<f64>();
+    // A central difference carries rounding noise ~ ε_mach·|L|/ε: errors are measured
+    // relative to at least 100× that, so tiny gradients are not judged on noise alone.
     let noise = 100.0 * machine_epsilon(loss.dtype()) * base_loss.abs() / eps;
     let grads = GradientsParams::from_grads(loss.backward(), model);
     let mut collect = Collect { path: Vec::new(), grads: &grads, found: Vec::new() };
@@ -111,9 +120,8 @@ pub(super) fn every_parameter(model: &TinyLm, batch: &Batch, eps: f64, tol: f64,
     let d = model.tok.d_model();
     let pad_rows = model.tok.padding_idx().map(|p| p * d..(p + 1) * d);
     let mut checks = Vec::new();
-    for (path, id, g) in collect.found {
+    for Found { path, id, values: w, grad: g } in collect.found {
         let skip = (id == model.tok.weight.id).then(|| pad_rows.clone()).flatten();
-        let w = param_values(&plain, id);
         let entries = chosen(&g, skip);
         let ad: Vec<f64> = entries.iter().map(|&i| g[i]).collect();
         let name = format!("{label}finite differences: {path}");
@@ -139,24 +147,6 @@ pub(super) fn every_parameter(model: &TinyLm, batch: &Batch, eps: f64, tol: f64,
         checks.push(check);
     }
     Ok(checks)
-}
-
-/// The flattened values (f64) of parameter `id` of `model`.
-fn param_values(model: &TinyLm, id: ParamId) -> Vec<f64> {
-    struct Find {
-        id: ParamId,
-        out: Vec<f64>,
-    }
-    impl ModuleVisitor for Find {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if param.id == self.id {
-                self.out = param.val().into_data().convert::<f64>().try_to_vec::<f64>().expect("float data");
-            }
-        }
-    }
-    let mut f = Find { id, out: Vec::new() };
-    model.visit(&mut f);
-    f.out
 }
 
 #[cfg(test)]
