@@ -18,10 +18,13 @@
 //! Every backend runs the same op: on flex (host memory) kernels parallel over rows or
 //! batch × heads, attention with `gemm`'s micro-kernels on strided views (no copies of the
 //! permuted `q/k/v`); ndarray runs the flex kernels on a copy of its tensors (but keeps its
-//! own matmul for the linear layer); the cubecl backends (wgpu, cuda) run the plain
-//! composition of Burn primitives (one autodiff node all the same). Under autodiff each op is
-//! a single node whose backward is the analytic gradient. Parity with Burn's own autodiff of
-//! the composition (f32 and f64, every backend) is tested in `tests/`.
+//! own matmul for the linear layer); the cubecl backends (wgpu, cuda; `Fusion<CubeBackend>`
+//! under Burn's `fusion`) run CubeCL kernels for attention's causal softmax and its backward
+//! and for LayerNorm forward and backward (`cube`, registered as custom operations in the
+//! fusion stream), cubecl's autotuned matmul, and Burn compositions for the element-wise ops
+//! (GELU, AdamW, Σx²), which fusion merges into few kernels. Under autodiff each op is a
+//! single node whose backward is the analytic gradient. Parity with Burn's own autodiff of
+//! the composition (f32 and f64, every backend; f32 on wgpu) is tested in `tests/`.
 //!
 //! ## Checked at the boundary
 //!
@@ -39,6 +42,10 @@
 //! | `host::filled` (unsafe fn) and each `set_len` | new buffers without a zero fill | each call site states why its kernel writes every slot, after the shapes were checked (e.g. LayerNorm: the length is a multiple of `d`) |
 //! | attention | `OutPtr::mat` per (b, h) task; the `probs` block read as `&mut [T]` after its gemm | the (b, h) blocks of `ctx` and of `dq, dk, dv` are disjoint; the block was borrowed uniquely by `par_chunks_mut` and written in full |
 //! | `host::simd` | calling `#[target_feature]` wrappers | the CPU feature is detected first |
+//!
+//! The CubeCL kernels (`cube`) contain no `unsafe`: they are launched with CubeCL's checked
+//! `launch`, whose generated code bounds-checks every tensor access, and each kernel also
+//! stops units past the last row itself.
 //!
 //! ## Under Miri
 //!
@@ -77,6 +84,7 @@
 
 mod adamw;
 mod attention;
+mod cube;
 mod error;
 mod gelu;
 mod host;

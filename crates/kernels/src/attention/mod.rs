@@ -50,9 +50,32 @@ pub(crate) fn compose_forward<B: Backend>(
     v: FloatTensor<B>,
     bias: Option<FloatTensor<B>>,
 ) -> (FloatTensor<B>, FloatTensor<B>) {
+    forward_with::<B>(q, k, v, bias, compose_softmax::<B>)
+}
+
+/// The forward around a given causal softmax `(raw Q Kᵀ [B, H, T, T], bias, scale) → P`:
+/// the matmuls as Burn ops, the softmax as the backend does it best (the composition here,
+/// a CubeCL kernel on the cubecl backends).
+pub(crate) fn forward_with<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    bias: Option<FloatTensor<B>>,
+    softmax: impl FnOnce(FloatTensor<B>, Option<FloatTensor<B>>, f64) -> FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
     let [b, h, t, dh] = q.shape().dims::<4>();
-    let device = q.device();
-    let scores = B::float_mul_scalar(B::float_matmul(q, B::float_swap_dims(k, 2, 3)), (1.0 / (dh as f64).sqrt()).into());
+    let raw = B::float_matmul(q, B::float_swap_dims(k, 2, 3));
+    let probs = softmax(raw, bias, 1.0 / (dh as f64).sqrt());
+    let ctx = B::float_matmul(probs.clone(), v); // [B, H, T, dh]
+    let ctx = B::float_reshape(B::float_swap_dims(ctx, 1, 2), Shape::new([b, t, h * dh]));
+    (ctx, probs)
+}
+
+/// `P = softmax_rows(scale·raw + bias + causal)` by Burn primitives.
+fn compose_softmax<B: Backend>(raw: FloatTensor<B>, bias: Option<FloatTensor<B>>, scale: f64) -> FloatTensor<B> {
+    let [b, h, t, _] = raw.shape().dims::<4>();
+    let device = raw.device();
+    let scores = B::float_mul_scalar(raw, scale.into());
     let scores = match bias {
         Some(bias) => B::float_add(scores, bias),
         None => scores,
@@ -64,10 +87,7 @@ pub(crate) fn compose_forward<B: Backend>(
     // Every row keeps its diagonal, so its max is finite and its sum ≥ 1.
     let max = B::float_max_dim(scores.clone(), 3);
     let exp = B::float_exp(B::float_sub(scores, max));
-    let probs = B::float_div(exp.clone(), B::float_sum_dim(exp, 3));
-    let ctx = B::float_matmul(probs.clone(), v); // [B, H, T, dh]
-    let ctx = B::float_reshape(B::float_swap_dims(ctx, 1, 2), Shape::new([b, t, h * dh]));
-    (ctx, probs)
+    B::float_div(exp.clone(), B::float_sum_dim(exp, 3))
 }
 
 /// The backward as a composition of Burn primitives (formulas in the module docs):
@@ -79,13 +99,28 @@ pub(crate) fn compose_backward<B: Backend>(
     probs: FloatTensor<B>,
     dctx: FloatTensor<B>,
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    backward_with::<B>(q, k, v, probs, dctx, |probs, dp| {
+        let row = B::float_sum_dim(B::float_mul(probs.clone(), dp.clone()), 3);
+        B::float_mul(probs, B::float_sub(dp, row))
+    })
+}
+
+/// The backward around a given softmax backward `(P, dP) → dS = P ⊙ (dP − rowsum(P ⊙ dP))`
+/// (see [`forward_with`]).
+pub(crate) fn backward_with<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    probs: FloatTensor<B>,
+    dctx: FloatTensor<B>,
+    softmax_backward: impl FnOnce(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let [b, h, t, dh] = q.shape().dims::<4>();
     let scale = 1.0 / (dh as f64).sqrt();
     let d_out = B::float_swap_dims(B::float_reshape(dctx, Shape::new([b, t, h, dh])), 1, 2); // [B, H, T, dh]
     let dv = B::float_matmul(B::float_swap_dims(probs.clone(), 2, 3), d_out.clone());
     let dp = B::float_matmul(d_out, B::float_swap_dims(v, 2, 3));
-    let row = B::float_sum_dim(B::float_mul(probs.clone(), dp.clone()), 3);
-    let d_scores = B::float_mul(probs, B::float_sub(dp, row));
+    let d_scores = softmax_backward(probs, dp);
     let ds = B::float_mul_scalar(d_scores.clone(), scale.into());
     let dq = B::float_matmul(ds.clone(), k);
     let dk = B::float_matmul(B::float_swap_dims(ds, 2, 3), q);
