@@ -5,7 +5,7 @@
 //! Its gradient is `∂L/∂z_n = m_n (p_n − e_{y_n}) / max(1, Σ m)`. An all-pad batch gives
 //! `L = 0` and all-zero gradients, never `0/0 = NaN`.
 
-use burn::tensor::{activation::log_softmax, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 /// The logit every head gives the padding token's column (tied or untied, plain or fused):
 /// it is never predicted, gets `exp(−1e9) = 0` probability and no gradient.
@@ -15,9 +15,19 @@ pub const PAD_LOGIT: f64 = -1e9;
 /// `[0, V)`) → `log softmax(logits)[b, t, targets[b, t]]`, `[B, T]`. The one definition of
 /// the per-token likelihood that the loss, evaluation and task scoring share (the fused
 /// head computes the same value in chunks with its analytic gradient, [`crate::fused`]).
+///
+/// One op with its analytic backward ([`ember_kernels::target_log_probs`] over the `B·T`
+/// rows: a CubeCL kernel on wgpu/cuda, Burn's ops on the CPU).
+///
+/// # Panics
+/// If `logits` and `targets` are on different devices (as Burn's own ops do).
 pub fn target_log_probs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
-    let [b, t, _] = logits.dims();
-    log_softmax(logits, 2).gather(2, targets.reshape([b, t, 1])).reshape([b, t])
+    let [b, t, v] = logits.dims();
+    if b * t == 0 {
+        return Tensor::zeros([b, t], &logits.device());
+    }
+    let rows = ember_kernels::target_log_probs(logits.reshape([b * t, v]), targets.reshape([b * t]));
+    rows.unwrap_or_else(|e| panic!("target_log_probs: {e}")).reshape([b, t])
 }
 
 /// Mean cross-entropy of `logits [B, T, V]` against `targets [B, T]` (Int), skipping

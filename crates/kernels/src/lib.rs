@@ -9,6 +9,7 @@
 //! | [`attention`], [`attention_qkv`] | `softmax(q kᵀ/√d_h + bias + causal) v`, heads merged | `dq, dk, dv` | the probabilities `P` |
 //! | [`linear`] | `x W (+ b)` over all rows | `dx = dy Wᵀ, dW = xᵀ dy` | `x`, `W` |
 //! | [`layer_norm`] | `γ ⊙ (x − μ)/√(σ² + ε) (+ β)` over the last dim | `dx, dγ` | `x`, `γ` |
+//! | [`target_log_probs`] | `z[y] − logsumexp(z)` per row (the cross-entropy's term) | `dz = dy ⊙ (e_y − softmax(z))` | `z`, `y`, `logsumexp(z)` |
 //! | [`gelu`] | `x·Φ(x)` (exact, `erf`) | `dx = dy ⊙ gelu'(x)` | `gelu'(x)` |
 //! | [`FusedAdamW`] | AdamW's update + matrix decay + the clipping factor, one pass per parameter | — | — |
 //! | [`sum_of_squares`] | `Σ x²` → `[1]` (clipping's norm) | — | — |
@@ -90,6 +91,7 @@ mod gelu;
 mod host;
 mod layer_norm;
 mod linear;
+mod log_probs;
 mod mask;
 mod ops;
 mod sum_of_squares;
@@ -97,7 +99,7 @@ mod sum_of_squares;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::Dispatch;
-use burn::tensor::{Shape, Tensor};
+use burn::tensor::{Int, Shape, Tensor};
 
 pub use adamw::{FusedAdamW, GradScale};
 pub use error::KernelError;
@@ -177,6 +179,30 @@ pub fn layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Option<T
         Some(beta) => y + beta.unsqueeze(),
         None => y,
     })
+}
+
+/// The log-probability of each row's target, the per-token term of the cross-entropy:
+/// logits `z [N, V]` (the LM head's rows), targets `y [N]` (token ids) →
+/// `log softmax(z_n)[y_n] = z_n[y_n] − logsumexp(z_n)`, `[N]`. One op with its analytic
+/// backward `∂/∂z_n = e_{y_n} − softmax(z_n)` (only `logsumexp` is kept); one CubeCL kernel
+/// per direction on the cubecl backends, Burn's ops elsewhere.
+///
+/// Targets must lie in `[0, V)`. They are not read back here (on a GPU that would wait for
+/// the device every call): check them where they are made, as ember's data pipeline and
+/// embedding lookups do.
+///
+/// # Errors
+/// If `N` or `V` is 0, `targets` is not `[N]`, or the two are on different devices.
+pub fn target_log_probs(logits: Tensor<2>, targets: Tensor<1, Int>) -> Result<Tensor<1>, KernelError> {
+    let dims @ [n, _] = logits.dims();
+    error::nonempty("target_log_probs", "logits", &dims)?;
+    if targets.dims() != [n] {
+        return Err(KernelError::shape("target_log_probs", format!("targets {:?} must be [N] = [{n}] for logits {dims:?}", targets.dims())));
+    }
+    if targets.device() != logits.device() {
+        return Err(KernelError::Mixed { op: "target_log_probs", detail: format!("targets are on {:?} but logits on {:?}", targets.device(), logits.device()) });
+    }
+    Ok(Tensor::from_dispatch(<Dispatch as EmberKernels>::fused_target_log_probs(logits.into_dispatch(), targets.into_dispatch())))
 }
 
 /// Exact GELU as one op: pre-activations `x` (any shape, e.g. `[B, T, r·d]`) → `gelu(x)`,

@@ -36,8 +36,8 @@ mod tests {
     fn mask_and_distance_agree_and_align_bottom_right() {
         let device = Device::flex();
         for (tq, tk) in [(4, 4), (1, 5), (3, 7)] {
-            let mask = causal_mask(tq, tk, &device).into_data().to_vec::<bool>().unwrap();
-            let dist = relative_distance(tq, tk, &device).into_data().convert::<i64>().to_vec::<i64>().unwrap();
+            let mask = causal_mask(tq, tk, &device).into_data().try_to_vec::<bool>().unwrap();
+            let dist = relative_distance(tq, tk, &device).into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
             for a in 0..tq {
                 for b in 0..tk {
                     let i = (a + tk - tq) as i64;

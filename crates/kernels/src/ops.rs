@@ -23,12 +23,12 @@
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::ndarray::NdArrayTensor as NdTensor;
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Autodiff, Backend, ExtensionType, NdArray};
 
 use crate::adamw::AdamWScalars;
 use crate::host;
-use crate::{adamw, attention, gelu, layer_norm, linear, sum_of_squares};
+use crate::{adamw, attention, gelu, layer_norm, linear, log_probs, sum_of_squares};
 
 /// An optional constant score bias for attention (ALiBi's `[1, H, T, T]`, or any
 /// `[1 or B, H, T, T]`).
@@ -186,6 +186,25 @@ pub trait EmberKernels: Backend {
     }
 
     /// Exact GELU as one differentiable op.
+    /// Log-probability of each row's target, forward: `logits [N, V]`, `targets [N]` (Int, in
+    /// `[0, V)`) → `(log p_y [N], lse [N])` (formulas in `log_probs.rs`).
+    #[fusion(meta = meta::target_log_probs)]
+    fn fused_target_log_probs_forward(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        log_probs::compose_forward::<Self>(logits, targets)
+    }
+
+    /// Its backward: `dy [N]` → `dz = dy ⊙ (e_y − softmax(z))`, `[N, V]`.
+    #[fusion(meta = meta::target_log_probs_backward)]
+    fn fused_target_log_probs_backward(logits: FloatTensor<Self>, targets: IntTensor<Self>, lse: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        log_probs::compose_backward::<Self>(logits, targets, lse, dy)
+    }
+
+    /// The target log-probabilities as one differentiable op (w.r.t. the logits).
+    #[fusion(default)]
+    fn fused_target_log_probs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        Self::fused_target_log_probs_forward(logits, targets).0
+    }
+
     #[fusion(default)]
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::fused_gelu_forward(x).0
@@ -324,6 +343,10 @@ impl<B: Backend + EmberKernels, C: CheckpointStrategy> EmberKernels for Autodiff
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         gelu::autodiff::<B, C>(x)
     }
+
+    fn fused_target_log_probs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+        log_probs::autodiff::<B, C>(logits, targets)
+    }
 }
 
 /// Output shapes of the ops that `Fusion<B>` registers as custom operations (the inner
@@ -366,6 +389,16 @@ mod meta {
 
     pub(super) fn attention_qkv_bias_backward(qkv: &TensorSpec, probs: &TensorSpec, _dctx: &TensorSpec, _heads: &usize) -> (TensorSpec, TensorSpec) {
         (qkv.clone(), probs.clone())
+    }
+
+    /// `logits [N, V]` → `(log p_y [N], lse [N])`.
+    pub(super) fn target_log_probs(logits: &TensorSpec, _targets: &TensorSpec) -> (TensorSpec, TensorSpec) {
+        let row = TensorSpec::new(Shape::new([logits.shape[0]]), logits.dtype);
+        (row.clone(), row)
+    }
+
+    pub(super) fn target_log_probs_backward(logits: &TensorSpec, _targets: &TensorSpec, _lse: &TensorSpec, _dy: &TensorSpec) -> TensorSpec {
+        logits.clone()
     }
 
     pub(super) fn layer_norm_backward(x: &TensorSpec, gamma: &TensorSpec, _dy: &TensorSpec, _epsilon: &f64) -> (TensorSpec, TensorSpec) {

@@ -6,7 +6,7 @@
 
 use burn::tensor::{Device, Distribution, FloatDType, Tensor};
 use ember_device::BackendName;
-use ember_kernels::{attention, attention_qkv, layer_norm, linear, KernelError};
+use ember_kernels::{attention, attention_qkv, layer_norm, linear, target_log_probs, KernelError};
 use ember_testing::test_devices;
 
 fn flex() -> Device {
@@ -92,6 +92,18 @@ fn layer_norm_rejects_gains_of_the_wrong_length_dtype_or_device() {
     mixed_err(dims(layer_norm(x.clone(), g.clone(), Some(wide([4])), 1e-5)), "layer_norm", &["beta is F64"]);
     mixed_err(dims(layer_norm(x.clone(), t([4], &ndarray()), None, 1e-5)), "layer_norm", &["gamma is on"]);
     mixed_err(dims(layer_norm(x, g, Some(t([4], &ndarray())), 1e-5)), "layer_norm", &["beta is on"]);
+}
+
+#[test]
+fn target_log_probs_rejects_targets_of_the_wrong_length_or_device() {
+    use burn::tensor::Int;
+    let d = flex();
+    let ids = |n: usize, device: &Device| Tensor::<1, Int>::zeros([n], device);
+    let dims = |r: Result<Tensor<1>, KernelError>| r.map(|y| y.dims());
+    assert_eq!(dims(target_log_probs(t([6, 5], &d), ids(6, &d))), Ok([6]), "the control fits");
+    shape_err(dims(target_log_probs(t([6, 5], &d), ids(4, &d))), "target_log_probs", &["targets [4]", "[N] = [6]"]);
+    shape_err(dims(target_log_probs(Tensor::<2>::zeros([6, 0], &d), ids(6, &d))), "target_log_probs", &["logits [6, 0]", "at least 1"]);
+    mixed_err(dims(target_log_probs(t([6, 5], &d), ids(6, &ndarray()))), "target_log_probs", &["targets are on"]);
 }
 
 #[test]

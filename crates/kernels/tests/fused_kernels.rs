@@ -205,3 +205,34 @@ fn sum_of_squares_equals_the_composition() {
     }
 }
 
+
+#[test]
+fn target_log_probs_match_log_softmax_and_gather() {
+    use burn::tensor::activation::log_softmax;
+    use burn::tensor::{Int, TensorData};
+    Device::flex().seed(17);
+    // 37 rows over a vocabulary of 65 (tiny Shakespeare's), logits on a wide scale.
+    let (n, v) = (37, 65);
+    let z = Tensor::<2>::random([n, v], Distribution::Normal(0.0, 4.0), &Device::flex());
+    let ids: Vec<i64> = (0..n as i64).map(|i| (i * 23 + 5) % v as i64).collect();
+    let up = Tensor::<1>::random([n], Distribution::Normal(0.0, 1.0), &Device::flex());
+    for td in test_devices() {
+        for dtype in dtypes(td.name) {
+            let device = td.device.clone().autodiff();
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [n]), &device);
+            let run = |fused: bool| {
+                let z = leaf(&z, &device, dtype);
+                let out = if fused {
+                    ember_kernels::target_log_probs(z.clone(), targets.clone()).unwrap()
+                } else {
+                    log_softmax(z.clone(), 1).gather(1, targets.clone().reshape([n, 1])).reshape([n])
+                };
+                let grads = (out.clone() * Tensor::<1>::from_data(up.to_data(), &device).cast(dtype)).sum().backward();
+                (host(out), host(z.grad(&grads).unwrap()))
+            };
+            let ((y, g), (y_ref, g_ref)) = (run(true), run(false));
+            assert_scaled(&y, &y_ref, rtol(dtype), &format!("target log-probs, {} {dtype:?}", td.name));
+            assert_scaled(&g, &g_ref, rtol(dtype), &format!("target log-probs d logits, {} {dtype:?}", td.name));
+        }
+    }
+}

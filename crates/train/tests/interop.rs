@@ -95,7 +95,7 @@ fn nanogpt_fixture_imports_with_pytorchs_logits_and_loss() {
 
 /// Every parameter of `model` as (path, f32 values).
 fn params(model: &impl ModuleSnapshot) -> Vec<(String, Vec<f32>)> {
-    let mut all: Vec<_> = model.collect(None, None, true).iter().map(|t| (t.name.clone(), burn_store::bridge::to_data(t).unwrap().to_vec::<f32>().unwrap())).collect();
+    let mut all: Vec<_> = model.collect(None, None, true).iter().map(|t| (t.name.clone(), burn_store::bridge::to_data(t).unwrap().try_to_vec::<f32>().unwrap())).collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     all
 }
@@ -156,7 +156,7 @@ fn export_under_nanogpt_names_then_import_round_trips_exactly() {
         assert_eq!(params(&imported.model), params(&run.model), "bias {bias}, tied {tied}: identical weights");
         let ids = run.tokenizer.encode("First Citizen:\n").unwrap();
         let (a, b) = (logits(&run, &ids, &device), logits(&imported, &ids, &device));
-        assert_eq!(a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap(), "identical logits");
+        assert_eq!(a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap(), "identical logits");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -10,6 +10,30 @@
 
 use cubecl::prelude::*;
 
+/// Row `row` of a `[B, H, T, T]` tensor (rows are `(b, h, i)` in row-major order): the
+/// offset of its first element and the stride along it.
+#[cube]
+fn attention_row<F: Float>(t: &Tensor<F>, row: usize) -> (usize, usize) {
+    let heads = t.shape(1);
+    let len = t.shape(2);
+    let i = row % len;
+    let h = (row / len) % heads;
+    let b = row / (len * heads);
+    (b * t.stride(0) + h * t.stride(1) + i * t.stride(2), t.stride(3))
+}
+
+/// Row `row` of a matrix `[N, d]`: the offset of its first element and the stride along it.
+#[cube]
+fn matrix_row<F: Float>(t: &Tensor<F>, row: usize) -> (usize, usize) {
+    (row * t.stride(0), t.stride(1))
+}
+
+/// The number of rows of a `[B, H, T, T]` tensor, `B·H·T`.
+#[cube]
+fn attention_rows<F: Float>(t: &Tensor<F>) -> usize {
+    t.shape(0) * t.shape(1) * t.shape(2)
+}
+
 /// Causal softmax of one attention row, `P[b, h, i, :]` from the raw scores `Q Kᵀ`
 /// (`raw [B, H, T, T]`): `s_j = scale·raw_j + bias_j` for `j ≤ i`,
 /// `P_j = exp(s_j − max s)/Σ exp(s − max s)`, and `P_j = 0` for `j > i`. `bias` is
@@ -24,23 +48,22 @@ pub(crate) fn causal_softmax<F: Float>(
     #[comptime] has_bias: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let heads = raw.shape(1);
-    let t = raw.shape(2);
     let row = ABSOLUTE_POS;
-    if row >= raw.shape(0) * heads * t {
+    if row >= attention_rows::<F>(raw) {
         terminate!();
     }
+    let t = raw.shape(2);
     let i = row % t;
-    let h = (row / t) % heads;
-    let b = row / (t * heads);
-    let base = b * raw.stride(0) + h * raw.stride(1) + i * raw.stride(2);
-    let step = raw.stride(3);
+    let (base, step) = attention_row::<F>(raw, row);
     let mut bias_base = 0usize;
     let mut bias_step = 0usize;
     if has_bias {
-        let bias_b = if bias.shape(0) == 1 { 0usize } else { b };
-        bias_base = bias_b * bias.stride(0) + h * bias.stride(1) + i * bias.stride(2);
-        bias_step = bias.stride(3);
+        // A bias of batch 1 is shared by every batch row: the same (h, i) row of batch 0.
+        let per_batch = raw.shape(1) * t;
+        let bias_row = if bias.shape(0) == 1 { row % per_batch } else { row };
+        let (start, stride) = attention_row::<F>(bias, bias_row);
+        bias_base = start;
+        bias_step = stride;
     }
     let s = F::cast_from(scale);
     let out = row * t;
@@ -86,19 +109,14 @@ pub(crate) fn causal_softmax<F: Float>(
 /// contiguous `[B, H, T, T]`. Future keys have `P_j = 0`, so their `dS_j = 0`.
 #[cube(launch)]
 pub(crate) fn softmax_backward<F: Float>(probs: &Tensor<F>, dp: &Tensor<F>, ds: &mut Tensor<F>, #[define(F)] _dtype: ElemType) {
-    let heads = probs.shape(1);
-    let t = probs.shape(2);
     let row = ABSOLUTE_POS;
-    if row >= probs.shape(0) * heads * t {
+    if row >= attention_rows::<F>(probs) {
         terminate!();
     }
+    let t = probs.shape(2);
     let i = row % t;
-    let h = (row / t) % heads;
-    let b = row / (t * heads);
-    let p_base = b * probs.stride(0) + h * probs.stride(1) + i * probs.stride(2);
-    let p_step = probs.stride(3);
-    let d_base = b * dp.stride(0) + h * dp.stride(1) + i * dp.stride(2);
-    let d_step = dp.stride(3);
+    let (p_base, p_step) = attention_row::<F>(probs, row);
+    let (d_base, d_step) = attention_row::<F>(dp, row);
     let out = row * t;
 
     let mut dot = F::new(0.0);
@@ -141,8 +159,7 @@ pub(crate) fn layer_norm<F: Float>(x: &Tensor<F>, gamma: &Tensor<F>, y: &mut Ten
     if row >= x.shape(0) {
         terminate!();
     }
-    let base = row * x.stride(0);
-    let step = x.stride(1);
+    let (base, step) = matrix_row::<F>(x, row);
     let g_step = gamma.stride(0);
     let (mean, rstd) = row_moments::<F>(x, base, step, d, F::cast_from(epsilon));
     let out = row * d;
@@ -169,11 +186,9 @@ pub(crate) fn layer_norm_backward<F: Float>(
     if row >= x.shape(0) {
         terminate!();
     }
-    let base = row * x.stride(0);
-    let step = x.stride(1);
+    let (base, step) = matrix_row::<F>(x, row);
     let g_step = gamma.stride(0);
-    let dy_base = row * dy.stride(0);
-    let dy_step = dy.stride(1);
+    let (dy_base, dy_step) = matrix_row::<F>(dy, row);
     let (mean, rstd) = row_moments::<F>(x, base, step, d, F::cast_from(epsilon));
     let n = F::cast_from(d as u32);
     let out = row * d;
@@ -194,5 +209,69 @@ pub(crate) fn layer_norm_backward<F: Float>(
         let x_hat = (x[base + j * step] - mean) * rstd;
         let g = gamma[j * g_step] * dy[dy_base + j * dy_step];
         dx[out + j] = rstd * (g - mean_g - x_hat * mean_gx);
+    }
+}
+
+/// The target's log-probability of one row of `logits [N, V]` (any strides): `lse = m +
+/// log Σ exp(z − m)`, `out = z[y] − lse`; `targets [N]` (any integer dtype), `out`, `lse`
+/// contiguous `[N]`.
+#[cube(launch)]
+pub(crate) fn target_log_probs<F: Float, I: Int>(
+    logits: &Tensor<F>,
+    targets: &Tensor<I>,
+    out: &mut Tensor<F>,
+    lse: &mut Tensor<F>,
+    #[define(F, I)] _dtypes: [ElemType; 2],
+) {
+    let v = logits.shape(1);
+    let row = ABSOLUTE_POS;
+    if row >= logits.shape(0) {
+        terminate!();
+    }
+    let (base, step) = matrix_row::<F>(logits, row);
+    let mut max = logits[base];
+    for j in 1..v {
+        let z = logits[base + j * step];
+        if z > max {
+            max = z;
+        }
+    }
+    let mut sum = F::new(0.0);
+    for j in 0..v {
+        sum += F::exp(logits[base + j * step] - max);
+    }
+    let row_lse = max + F::ln(sum);
+    let y = u32::cast_from(targets[row * targets.stride(0)]) as usize;
+    lse[row] = row_lse;
+    out[row] = logits[base + y * step] - row_lse;
+}
+
+/// Its backward for one row: `dz_v = dy·(1{v = y} − exp(z_v − lse))`; `dz` contiguous `[N, V]`.
+#[cube(launch)]
+pub(crate) fn target_log_probs_backward<F: Float, I: Int>(
+    logits: &Tensor<F>,
+    targets: &Tensor<I>,
+    lse: &Tensor<F>,
+    dy: &Tensor<F>,
+    dz: &mut Tensor<F>,
+    #[define(F, I)] _dtypes: [ElemType; 2],
+) {
+    let v = logits.shape(1);
+    let row = ABSOLUTE_POS;
+    if row >= logits.shape(0) {
+        terminate!();
+    }
+    let (base, step) = matrix_row::<F>(logits, row);
+    let y = u32::cast_from(targets[row * targets.stride(0)]) as usize;
+    let row_lse = lse[row * lse.stride(0)];
+    let up = dy[row * dy.stride(0)];
+    let out = row * v;
+    for j in 0..v {
+        let p = F::exp(logits[base + j * step] - row_lse);
+        if j == y {
+            dz[out + j] = up * (F::new(1.0) - p);
+        } else {
+            dz[out + j] = -(up * p);
+        }
     }
 }

@@ -7,6 +7,8 @@
 //! | attention backward | `dS = P ⊙ (dP − rowsum(P ⊙ dP))` | `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dQ`, `dK` |
 //! | LayerNorm forward | `γ ⊙ (x − μ)·r` per row | — |
 //! | LayerNorm backward | `dx` and `dy ⊙ x̂` per row | `dγ = Σ_rows dy ⊙ x̂` |
+//! | target log-probs forward | `z[y] − logsumexp(z)` and `logsumexp(z)` per row | — |
+//! | target log-probs backward | `dy ⊙ (e_y − softmax(z))` per row | — |
 //!
 //! Under Burn's `fusion` (ember enables it) the cubecl backend is `Fusion<CubeBackend>`: the
 //! ops above are registered as opaque custom operations in the fusion stream (their output
@@ -43,6 +45,14 @@ impl EmberKernels for CubeBackend {
 
     fn fused_layer_norm_backward(x: CubeTensor, gamma: CubeTensor, dy: CubeTensor, epsilon: f64) -> (CubeTensor, CubeTensor) {
         layer_norm_backward(x, gamma, dy, epsilon)
+    }
+
+    fn fused_target_log_probs_forward(logits: CubeTensor, targets: CubeTensor) -> (CubeTensor, CubeTensor) {
+        target_log_probs(logits, targets)
+    }
+
+    fn fused_target_log_probs_backward(logits: CubeTensor, targets: CubeTensor, lse: CubeTensor, dy: CubeTensor) -> CubeTensor {
+        target_log_probs_backward(logits, targets, lse, dy)
     }
 }
 
@@ -128,4 +138,38 @@ fn layer_norm_backward(x: CubeTensor, gamma: CubeTensor, dy: CubeTensor, epsilon
     );
     let dgamma = CubeBackend::float_reshape(CubeBackend::float_sum_dim(dy_xhat, 0), Shape::new([d]));
     (CubeBackend::float_reshape(dx, shape), dgamma)
+}
+
+/// `logits [N, V]`, `targets [N]` → `(log p_y [N], lse [N])` (kernel
+/// [`kernels::target_log_probs`]).
+fn target_log_probs(logits: CubeTensor, targets: CubeTensor) -> (CubeTensor, CubeTensor) {
+    let n = logits.shape()[0];
+    let out = empty_like(&logits, Shape::new([n]));
+    let lse = empty_like(&logits, Shape::new([n]));
+    let client = logits.client.clone();
+    let (count, dim) = per_row(&client, n);
+    let elems = [dtype_to_storage_type(logits.dtype), dtype_to_storage_type(targets.dtype)];
+    kernels::target_log_probs::launch(&client, count, dim, logits.into_tensor_arg(), targets.into_tensor_arg(), out.clone().into_tensor_arg(), lse.clone().into_tensor_arg(), elems);
+    (out, lse)
+}
+
+/// Its backward: `dy [N]` → `dz [N, V]` (kernel [`kernels::target_log_probs_backward`]).
+fn target_log_probs_backward(logits: CubeTensor, targets: CubeTensor, lse: CubeTensor, dy: CubeTensor) -> CubeTensor {
+    let dz = empty_like(&logits, logits.shape());
+    let n = logits.shape()[0];
+    let client = logits.client.clone();
+    let (count, dim) = per_row(&client, n);
+    let elems = [dtype_to_storage_type(logits.dtype), dtype_to_storage_type(targets.dtype)];
+    kernels::target_log_probs_backward::launch(
+        &client,
+        count,
+        dim,
+        logits.into_tensor_arg(),
+        targets.into_tensor_arg(),
+        lse.into_tensor_arg(),
+        dy.into_tensor_arg(),
+        dz.clone().into_tensor_arg(),
+        elems,
+    );
+    dz
 }
