@@ -13,23 +13,12 @@
 //! | `cuda` | `Device::cuda(0)` | only when built with the `cuda` cargo feature |
 //!
 //! The list of devices the test suites run on lives in the dev-only crate `ember-testing`.
-//!
-//! ## Autotuning on a software adapter
-//!
-//! Burn is built with `fusion` and `autotune`: on the cubecl backends the first call of each
-//! matmul or reduction shape benchmarks candidate kernels and keeps the fastest. On a real GPU
-//! that pays; on a software adapter each candidate is also compiled by LLVM on the CPU, and
-//! the choice hardly matters (measured on lavapipe, BENCHMARKS.md session 8: the same step
-//! time, about half the start-up). So `wgpu-cpu` sets CubeCL's autotune level to `minimal`
-//! for the process ([`prefer_minimal_autotune`]) unless `CUBECL_AUTOTUNE_LEVEL` or a
-//! `cubecl.toml` says otherwise. `wgpu` and `cuda` keep CubeCL's default (`balanced`).
 
 use std::fmt;
 use std::str::FromStr;
 
 use burn::tensor::{Device, DeviceKind};
-use cubecl::config::autotune::AutotuneLevel;
-use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+
 
 /// Whether `device` (autodiff or not) keeps tensors in host memory (flex, ndarray), so that
 /// reading a tensor back is a copy, not a queue drain: ember's host-side kernels (the GELU of
@@ -115,10 +104,7 @@ impl BackendName {
             #[allow(deprecated)]
             Self::Ndarray => Device::ndarray(),
             Self::Wgpu => Device::wgpu(DeviceKind::DefaultDevice),
-            Self::WgpuCpu => {
-                prefer_minimal_autotune();
-                Device::wgpu(DeviceKind::Cpu)
-            }
+            Self::WgpuCpu => Device::wgpu(DeviceKind::Cpu),
             Self::Cuda => cuda_device()?,
         })
     }
@@ -128,22 +114,6 @@ impl BackendName {
     pub fn is_host_cpu(self) -> bool {
         matches!(self, Self::Flex | Self::Ndarray)
     }
-}
-
-/// Sets CubeCL's autotune level to `minimal` for this process (module docs), unless the user
-/// chose one: `CUBECL_AUTOTUNE_LEVEL` is set, or a `cubecl.toml` / `burn.toml` in the working
-/// directory sets a level other than the default. Returns whether the level is `minimal` now.
-/// Takes effect only before CubeCL first reads its configuration (the first cubecl device
-/// used); afterwards the configuration in force is kept and this returns what it says.
-pub fn prefer_minimal_autotune() -> bool {
-    if std::env::var_os("CUBECL_AUTOTUNE_LEVEL").is_none() {
-        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
-        if matches!(config.autotune.level, AutotuneLevel::Balanced) {
-            config.autotune.level = AutotuneLevel::Minimal;
-        }
-        CubeClRuntimeConfig::try_set(config);
-    }
-    matches!(CubeClRuntimeConfig::get().autotune.level, AutotuneLevel::Minimal)
 }
 
 #[cfg(feature = "cuda")]

@@ -48,10 +48,7 @@ pub fn wgpu_required() -> bool {
 
 /// The wgpu device when an adapter exists. Panics (failing the test) when it does not and
 /// `EMBER_REQUIRE_WGPU=1`; otherwise prints why it is skipped and returns `None`.
-/// The tests check numbers, not speed: CubeCL's autotuning runs at its `minimal` level
-/// (`ember_device::prefer_minimal_autotune`) unless `CUBECL_AUTOTUNE_LEVEL` says otherwise.
 pub fn wgpu_device() -> Option<Device> {
-    ember_device::prefer_minimal_autotune();
     if wgpu_available() {
         return Some(BackendName::Wgpu.device().expect("wgpu is always built"));
     }
