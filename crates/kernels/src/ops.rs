@@ -79,7 +79,7 @@ pub trait EmberKernels: Backend {
 
     /// Causal attention, backward: the forward's inputs, `probs` and `dctx [B, T, H·dh]` →
     /// `(dq, dk, dv)`, each `[B, H, T, dh]` (formulas in `attention.rs`).
-    #[fusion(meta = meta::attention_backward)]
+    #[fusion(default)]
     fn fused_attention_backward(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, probs: FloatTensor<Self>, dctx: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (dq, dk, dv, _) = Self::fused_attention_bias_backward(q, k, v, probs, dctx);
         (dq, dk, dv)
@@ -99,20 +99,20 @@ pub trait EmberKernels: Backend {
     }
 
     /// Attention from the fused projection `qkv [B, T, 3·H·dh]` → `(ctx, probs)`.
-    #[fusion(meta = meta::attention_qkv)]
+    #[fusion(default)]
     fn fused_attention_qkv_forward(qkv: FloatTensor<Self>, heads: usize, #[extension_type] bias: ScoreBias<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let [q, k, v] = attention::split_qkv::<Self>(qkv, heads);
         Self::fused_attention_forward(q, k, v, bias)
     }
 
     /// Its backward: `dqkv [B, T, 3·H·dh]`, written in place of the three slices.
-    #[fusion(meta = meta::attention_qkv_backward)]
+    #[fusion(default)]
     fn fused_attention_qkv_backward(qkv: FloatTensor<Self>, probs: FloatTensor<Self>, dctx: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
         Self::fused_attention_qkv_bias_backward(qkv, probs, dctx, heads).0
     }
 
     /// The same and `dS [B, H, T, T]` (see [`EmberKernels::fused_attention_bias_backward`]).
-    #[fusion(meta = meta::attention_qkv_bias_backward)]
+    #[fusion(default)]
     fn fused_attention_qkv_bias_backward(qkv: FloatTensor<Self>, probs: FloatTensor<Self>, dctx: FloatTensor<Self>, heads: usize) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let [q, k, v] = attention::split_qkv::<Self>(qkv, heads);
         let (dq, dk, dv, ds) = Self::fused_attention_bias_backward(q, k, v, probs, dctx);
@@ -352,43 +352,21 @@ impl<B: Backend + EmberKernels, C: CheckpointStrategy> EmberKernels for Autodiff
 /// Output shapes of the ops that `Fusion<B>` registers as custom operations (the inner
 /// backend runs them when the stream executes; `ops` docs on `#[fusion(meta = ..)]`).
 /// Each mirrors its op's return value: shapes from the inputs', dtype of the first input.
+/// The other attention ops (without `dS`, or from `qkv`) are default bodies over these two.
 mod meta {
     use burn::backend::fusion::custom::TensorSpec;
     use burn::tensor::Shape;
 
     use super::ScoreBiasMetadata;
 
-    /// `[B, H, T, dh]` → `(ctx [B, T, H·dh], probs [B, H, T, T])`.
-    fn context_and_probs(q: &TensorSpec) -> (TensorSpec, TensorSpec) {
+    /// `q [B, H, T, dh]` → `(ctx [B, T, H·dh], probs [B, H, T, T])`.
+    pub(super) fn attention(q: &TensorSpec, _k: &TensorSpec, _v: &TensorSpec, _bias: &ScoreBiasMetadata) -> (TensorSpec, TensorSpec) {
         let [b, h, t, dh] = q.shape.dims::<4>();
         (TensorSpec::new(Shape::new([b, t, h * dh]), q.dtype), TensorSpec::new(Shape::new([b, h, t, t]), q.dtype))
     }
 
-    pub(super) fn attention(q: &TensorSpec, _k: &TensorSpec, _v: &TensorSpec, _bias: &ScoreBiasMetadata) -> (TensorSpec, TensorSpec) {
-        context_and_probs(q)
-    }
-
-    pub(super) fn attention_backward(q: &TensorSpec, k: &TensorSpec, v: &TensorSpec, _probs: &TensorSpec, _dctx: &TensorSpec) -> (TensorSpec, TensorSpec, TensorSpec) {
-        (q.clone(), k.clone(), v.clone())
-    }
-
     pub(super) fn attention_bias_backward(q: &TensorSpec, k: &TensorSpec, v: &TensorSpec, probs: &TensorSpec, _dctx: &TensorSpec) -> (TensorSpec, TensorSpec, TensorSpec, TensorSpec) {
         (q.clone(), k.clone(), v.clone(), probs.clone())
-    }
-
-    /// `qkv [B, T, 3d]` → `(ctx [B, T, d], probs [B, H, T, T])`.
-    pub(super) fn attention_qkv(qkv: &TensorSpec, heads: &usize, _bias: &ScoreBiasMetadata) -> (TensorSpec, TensorSpec) {
-        let [b, t, d3] = qkv.shape.dims::<3>();
-        let q = TensorSpec::new(Shape::new([b, *heads, t, d3 / 3 / heads]), qkv.dtype);
-        context_and_probs(&q)
-    }
-
-    pub(super) fn attention_qkv_backward(qkv: &TensorSpec, _probs: &TensorSpec, _dctx: &TensorSpec, _heads: &usize) -> TensorSpec {
-        qkv.clone()
-    }
-
-    pub(super) fn attention_qkv_bias_backward(qkv: &TensorSpec, probs: &TensorSpec, _dctx: &TensorSpec, _heads: &usize) -> (TensorSpec, TensorSpec) {
-        (qkv.clone(), probs.clone())
     }
 
     /// `logits [N, V]` → `(log p_y [N], lse [N])`.

@@ -27,32 +27,32 @@ fn wide<const D: usize>(dims: [usize; D]) -> Tensor<D> {
     t(dims, &flex()).cast(FloatDType::F64)
 }
 
+/// `r` is an error of `op` of the kind `mixed` says (a dtype/device error, else a shape error)
+/// whose message mentions every one of `mentions`.
+#[track_caller]
+fn kernel_err<T: std::fmt::Debug>(r: Result<T, KernelError>, op: &str, mentions: &[&str], mixed: bool) {
+    let kind = if mixed { "dtype/device" } else { "shape" };
+    let (o, detail) = match r {
+        Err(KernelError::Shape { op, detail }) if !mixed => (op, detail),
+        Err(KernelError::Mixed { op, detail }) if mixed => (op, detail),
+        other => panic!("{op}: expected a {kind} error mentioning {mentions:?}, got {other:?}"),
+    };
+    assert_eq!(o, op, "{detail}");
+    for m in mentions {
+        assert!(detail.contains(m), "`{m}` missing from `{detail}`");
+    }
+}
+
 /// `r` is a shape error of `op` whose message mentions every one of `mentions`.
 #[track_caller]
 fn shape_err<T: std::fmt::Debug>(r: Result<T, KernelError>, op: &str, mentions: &[&str]) {
-    match r {
-        Err(KernelError::Shape { op: o, detail }) => {
-            assert_eq!(o, op, "{detail}");
-            for m in mentions {
-                assert!(detail.contains(m), "`{m}` missing from `{detail}`");
-            }
-        }
-        other => panic!("{op}: expected a shape error mentioning {mentions:?}, got {other:?}"),
-    }
+    kernel_err(r, op, mentions, false);
 }
 
 /// `r` is a dtype/device error of `op` whose message mentions every one of `mentions`.
 #[track_caller]
 fn mixed_err<T: std::fmt::Debug>(r: Result<T, KernelError>, op: &str, mentions: &[&str]) {
-    match r {
-        Err(KernelError::Mixed { op: o, detail }) => {
-            assert_eq!(o, op, "{detail}");
-            for m in mentions {
-                assert!(detail.contains(m), "`{m}` missing from `{detail}`");
-            }
-        }
-        other => panic!("{op}: expected a dtype/device error mentioning {mentions:?}, got {other:?}"),
-    }
+    kernel_err(r, op, mentions, true);
 }
 
 #[test]

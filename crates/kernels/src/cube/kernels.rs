@@ -28,6 +28,12 @@ fn matrix_row<F: Float>(t: &Tensor<F>, row: usize) -> (usize, usize) {
     (row * t.stride(0), t.stride(1))
 }
 
+/// Row `row`'s target id, `targets [N]` (any integer dtype).
+#[cube]
+fn row_target<I: Int>(targets: &Tensor<I>, row: usize) -> usize {
+    u32::cast_from(targets[row * targets.stride(0)]) as usize
+}
+
 /// The number of rows of a `[B, H, T, T]` tensor, `B·H·T`.
 #[cube]
 fn attention_rows<F: Float>(t: &Tensor<F>) -> usize {
@@ -241,7 +247,7 @@ pub(crate) fn target_log_probs<F: Float, I: Int>(
         sum += F::exp(logits[base + j * step] - max);
     }
     let row_lse = max + F::ln(sum);
-    let y = u32::cast_from(targets[row * targets.stride(0)]) as usize;
+    let y = row_target::<I>(targets, row);
     lse[row] = row_lse;
     out[row] = logits[base + y * step] - row_lse;
 }
@@ -262,7 +268,7 @@ pub(crate) fn target_log_probs_backward<F: Float, I: Int>(
         terminate!();
     }
     let (base, step) = matrix_row::<F>(logits, row);
-    let y = u32::cast_from(targets[row * targets.stride(0)]) as usize;
+    let y = row_target::<I>(targets, row);
     let row_lse = lse[row * lse.stride(0)];
     let up = dy[row * dy.stride(0)];
     let out = row * v;
